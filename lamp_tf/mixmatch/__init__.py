@@ -1,0 +1,1 @@
+"""Mix-and-match networks: assembly, losses, training, zero-pair and cascade inference."""

@@ -1,0 +1,1 @@
+"""Runtime: strategies, the training loop, summaries, export, results, seeds, atomic files."""

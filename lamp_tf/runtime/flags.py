@@ -1,0 +1,98 @@
+"""Flags every program shares, and the `Runtime` they describe.
+
+Each program calls `define_runtime_flags(name)` at import and `runtime_from_flags()` in `main`.
+"""
+
+import dataclasses
+import os
+
+from absl import flags
+
+from lamp_tf.runtime import seeds, strategy as strategy_lib
+from lamp_tf.runtime.loop import TrainState
+from lamp_tf.runtime.summary import MetricWriter
+
+FLAGS = flags.FLAGS
+
+
+def define_runtime_flags(program):
+  """Defines --workdir, --export_dir, --export_only, --strategy, --cpu_devices, ... ."""
+  flags.DEFINE_string("workdir", os.path.join("runs", program),
+                      "Checkpoints, TensorBoard logs, results.json and REPORT.md go here; "
+                      "rerunning with the same workdir resumes.")
+  flags.DEFINE_string("export_dir", os.path.join("saved_models", program),
+                      "Where the trained model is exported as a SavedModel.")
+  flags.DEFINE_bool("export_only", False,
+                    "Re-export from the latest checkpoint in --workdir without training.")
+  flags.DEFINE_enum("strategy", "default", strategy_lib.STRATEGIES,
+                    "tf.distribute strategy: default (one device), mirrored (all local GPUs, or "
+                    "--cpu_devices logical CPUs), multi_worker (hosts from TF_CONFIG).")
+  flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into this many logical devices.",
+                       lower_bound=1, upper_bound=64)
+  flags.DEFINE_bool("deterministic", False, "Deterministic TF ops (slower; exact resumes).")
+  flags.DEFINE_integer("checkpoint_every", 500, "Checkpoint period in steps.", lower_bound=1)
+  flags.DEFINE_integer("summary_every", 50, "TensorBoard scalar period in steps.", lower_bound=1)
+  flags.DEFINE_float("log_every_secs", 10.0, "Progress line period in seconds.", lower_bound=0.0)
+  flags.DEFINE_string("data_dir", None, "TFDS data directory (default: TFDS's own).")
+  flags.DEFINE_bool("download", False,
+                    "Let TFDS download data sets that are not prepared (needs internet).")
+
+
+@dataclasses.dataclass
+class Runtime:
+  """What a program needs from the runtime flags: strategy, directories, periods."""
+
+  strategy: object
+  workdir: str
+  export_dir: str
+  export_only: bool = False
+  deterministic: bool = False
+  checkpoint_every: int = 500
+  summary_every: int = 50
+  log_every_secs: float = 10.0
+  data_dir: str = None
+  download: bool = False
+
+  @property
+  def is_chief(self):
+    return strategy_lib.is_chief(self.strategy)
+
+  def seed(self, seed):
+    seeds.seed_everything(seed, self.deterministic)
+
+  def writer(self, subdir):
+    """A MetricWriter for `workdir/subdir` (a no-op on non-chief workers)."""
+    return MetricWriter(os.path.join(self.workdir, subdir), enabled=self.is_chief)
+
+  def train_state(self, subdir, seed, **trackables):
+    """A TrainState checkpointing to `workdir/subdir/checkpoints`."""
+    return TrainState(os.path.join(self.workdir, subdir, "checkpoints"), seed,
+                      is_chief=self.is_chief, worker=strategy_lib.worker_id(self.strategy),
+                      **trackables)
+
+  def loop_kwargs(self):
+    return dict(checkpoint_every=self.checkpoint_every, summary_every=self.summary_every,
+                log_every_secs=self.log_every_secs)
+
+
+def runtime_from_flags():
+  """Builds the strategy and the Runtime from the parsed flags."""
+  strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.cpu_devices)
+  return Runtime(strategy=strategy, workdir=FLAGS.workdir, export_dir=FLAGS.export_dir,
+                 export_only=FLAGS.export_only, deterministic=FLAGS.deterministic,
+                 checkpoint_every=FLAGS.checkpoint_every, summary_every=FLAGS.summary_every,
+                 log_every_secs=FLAGS.log_every_secs, data_dir=FLAGS.data_dir,
+                 download=FLAGS.download)
+
+
+def flag_values(names=None):
+  """{flag: value} for the program's own and runtime flags (for results.json and hparams)."""
+  module_flags = {}
+  for module, defined in FLAGS.flags_by_module_dict().items():
+    if "absl" in module or module.startswith("tensorflow") or "/absl/" in module:
+      continue
+    for f in defined:
+      module_flags[f.name] = f.value
+  if names is not None:
+    module_flags = {k: v for k, v in module_flags.items() if k in names}
+  return dict(sorted(module_flags.items()))

@@ -1,0 +1,66 @@
+"""results.json and REPORT.md: one shape for all programs.
+
+results.json = {"program": ..., "flags": {...}, "runs": [record, ...], "figures": [...]}, each
+record flat (configuration of one run beside its metrics), so `pandas.DataFrame(results["runs"])`
+is all a user needs. A run that finished stores its record in `<run dir>/record.json`; a restarted
+program reuses it instead of training again.
+"""
+
+import math
+import os
+
+from lamp_tf.runtime import files
+
+RESULTS = "results.json"
+REPORT = "REPORT.md"
+RECORD = "record.json"
+
+
+def load_record(run_dir):
+  """The record of a finished run in `run_dir`, or None."""
+  path = os.path.join(run_dir, RECORD)
+  return files.read_json(path) if os.path.exists(path) else None
+
+
+def save_record(run_dir, record):
+  files.write_json(os.path.join(run_dir, RECORD), record)
+
+
+def write_results(workdir, program, flags, runs, figures=()):
+  """Writes results.json atomically; `figures` are paths relative to `workdir`."""
+  results = {"program": program, "flags": dict(flags), "runs": list(runs),
+             "figures": list(figures)}
+  files.write_json(os.path.join(workdir, RESULTS), results)
+  return results
+
+
+def format_value(value, digits=2):
+  if isinstance(value, float):
+    return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+  return str(value)
+
+
+def markdown_table(header, rows):
+  """A Markdown table from a header list and rows of cells (formatted with `format_value`)."""
+  lines = ["| " + " | ".join(str(h) for h in header) + " |",
+           "|" + "|".join("---" for _ in header) + "|"]
+  for row in rows:
+    lines.append("| " + " | ".join(format_value(c) for c in row) + " |")
+  return "\n".join(lines)
+
+
+def write_report(workdir, title, sections):
+  """Writes REPORT.md: a title and (heading, Markdown body) sections."""
+  parts = [f"# {title}", ""]
+  for heading, body in sections:
+    parts += [f"## {heading}", "", body.rstrip(), ""]
+  files.write_text(os.path.join(workdir, REPORT), "\n".join(parts))
+
+
+def save_figure(fig, path):
+  """Saves a matplotlib figure as PNG atomically and closes it."""
+  import matplotlib.pyplot as plt
+  with files.atomic_path(path) as tmp:
+    fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+  plt.close(fig)
+  return path

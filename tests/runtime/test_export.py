@@ -1,0 +1,97 @@
+"""SavedModel export: round trip in a fresh TF-only process, signatures, --export_only, atomicity."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lamp_tf.runtime import export, flags as runtime_flags
+from tests.runtime import helpers, tiny_program
+
+FRESH = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+assert not any(m.startswith('lamp_tf') for m in sys.modules)
+m = tf.saved_model.load(sys.argv[1])
+x = np.load(sys.argv[2])
+out = m.signatures['predict'](x=tf.constant(x))
+np.save(sys.argv[3], out['probabilities'].numpy())
+print(json.dumps(sorted(m.signatures.keys())))
+assert not any(m.startswith('lamp_tf') for m in sys.modules)
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("export")
+  rt = runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(workdir),
+                             export_dir="", log_every_secs=1e9)
+  model, _ = tiny_program.train(rt, 5)
+  export_dir = str(workdir / "saved_model")
+  tiny_program.export_model(model, export_dir)
+  return workdir, model, export_dir
+
+
+def test_round_trip_in_fresh_tensorflow_only_process(trained, tmp_path):
+  _, model, export_dir = trained
+  x = np.random.default_rng(0).random([7, tiny_program.INPUT]).astype(np.float32)
+  np.save(tmp_path / "x.npy", x)
+  out = subprocess.run([sys.executable, "-c", FRESH, export_dir, str(tmp_path / "x.npy"),
+                        str(tmp_path / "y.npy")], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert json.loads(out.stdout.strip().splitlines()[-1]) == ["predict", "serving_default"]
+  expected = tf.nn.softmax(model(x, training=False)).numpy()
+  np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_saved_model_cli_lists_signatures(trained):
+  _, _, export_dir = trained
+  cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+  out = subprocess.run([cli, "show", "--dir", export_dir, "--all"], capture_output=True,
+                       text=True, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "signature_def['predict']" in out.stdout
+  assert "signature_def['serving_default']" in out.stdout
+  assert "probabilities" in out.stdout and "(-1, 196)" in out.stdout
+
+
+def test_export_only_reexports_latest_checkpoint(tmp_path):
+  args = [f"--workdir={tmp_path}", f"--export_dir={tmp_path / 'sm'}", "--steps=6"]
+  assert helpers.run_tiny(*args).returncode == 0
+  first = tf.saved_model.load(str(tmp_path / "sm"))
+  x = tf.ones([2, tiny_program.INPUT])
+  expected = first.signatures["predict"](x=x)["probabilities"].numpy()
+  os.rename(tmp_path / "sm", tmp_path / "sm_old")
+  out = helpers.run_tiny(*args, "--export_only")
+  assert out.returncode == 0, out.stdout[-3000:]
+  again = tf.saved_model.load(str(tmp_path / "sm"))
+  np.testing.assert_allclose(again.signatures["predict"](x=x)["probabilities"].numpy(), expected,
+                             rtol=1e-6)
+  out = helpers.run_tiny(f"--workdir={tmp_path / 'empty'}", "--export_only")
+  assert out.returncode != 0 and "no checkpoint" in out.stdout
+
+
+def test_failed_export_keeps_the_previous_one(tmp_path):
+  v = tf.Variable(2.0)
+
+  @tf.function(input_signature=[tf.TensorSpec([], tf.float32)])
+  def good(x):
+    return {"y": x * v}
+
+  export.export_saved_model(str(tmp_path / "sm"), {"f": good}, {"v": v})
+
+  @tf.function(input_signature=[tf.TensorSpec([], tf.float32)])
+  def bad(x):
+    raise RuntimeError("tracing fails")
+
+  with pytest.raises(RuntimeError):
+    export.export_saved_model(str(tmp_path / "sm"), {"f": bad}, {"v": v})
+  loaded = tf.saved_model.load(str(tmp_path / "sm"))
+  assert float(loaded.signatures["f"](x=tf.constant(3.0))["y"]) == 6.0
+  assert sorted(os.listdir(tmp_path)) == ["sm"]

@@ -1,0 +1,104 @@
+"""Checkpoints and resume (including SIGKILL), the non-finite guard, progress and summaries."""
+
+import glob
+import os
+import signal
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import logging as absl_logging
+
+from lamp_tf.runtime import flags as runtime_flags
+from lamp_tf.runtime import loop
+from tests.runtime import helpers, tiny_program
+
+
+def _weights(path):
+  w = np.load(path)
+  return [w[k] for k in w.files]
+
+
+def test_sigkill_then_restart_resumes_and_matches_uninterrupted_run(tmp_path):
+  common = ["--steps=30", "--checkpoint_every=10", "--deterministic"]
+  full = helpers.run_tiny(*common, f"--workdir={tmp_path / 'full'}",
+                          f"--export_dir={tmp_path / 'full_export'}")
+  assert full.returncode == 0, full.stdout[-3000:]
+
+  killed = helpers.run_tiny(*common, "--kill_at_step=17", f"--workdir={tmp_path / 'killed'}",
+                            f"--export_dir={tmp_path / 'killed_export'}")
+  assert killed.returncode == -signal.SIGKILL, killed.stdout[-3000:]
+  ckpts = tmp_path / "killed" / "train" / "checkpoints"
+  assert tf.train.latest_checkpoint(str(ckpts)).endswith("ckpt-10")
+  assert not (tmp_path / "killed" / "weights_worker0.npz").exists()
+
+  resumed = helpers.run_tiny(*common, f"--workdir={tmp_path / 'killed'}",
+                             f"--export_dir={tmp_path / 'killed_export'}")
+  assert resumed.returncode == 0, resumed.stdout[-3000:]
+  assert "restored" in resumed.stdout and "ckpt-10" in resumed.stdout
+  for a, b in zip(_weights(tmp_path / "full" / "weights_worker0.npz"),
+                  _weights(tmp_path / "killed" / "weights_worker0.npz")):
+    np.testing.assert_array_equal(a, b)
+
+
+def _runtime(workdir):
+  return runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(workdir),
+                               export_dir="", checkpoint_every=5, log_every_secs=1e9)
+
+
+def test_non_finite_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(tmp_path):
+  with pytest.raises(loop.NonFiniteLossError) as err:
+    tiny_program.train(_runtime(tmp_path), 20, nan_at_step=8)
+  message = str(err.value)
+  assert "non-finite" in message and "step 8" in message and "ckpt-5" in message
+  ckpt = tf.train.latest_checkpoint(str(tmp_path / "train" / "checkpoints"))
+  assert ckpt.endswith("ckpt-5")
+  reader = tf.train.load_checkpoint(ckpt)
+  for name in reader.get_variable_to_shape_map():
+    value = reader.get_tensor(name)
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+      assert np.isfinite(value).all(), name
+
+
+def test_save_refuses_non_finite_weights(tmp_path):
+  v = tf.Variable([1.0, 2.0])
+  state = loop.TrainState(str(tmp_path), seed=0, weights=v)
+  state.save()
+  v.assign([1.0, np.inf])
+  with pytest.raises(loop.NonFiniteLossError, match="not finite"):
+    state.save()
+  assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-0")
+
+
+def test_restore_continues_the_random_sequence(tmp_path):
+  state = loop.TrainState(str(tmp_path), seed=3)
+  state.rng.make_seeds(2)
+  state.save()
+  expected = state.rng.make_seeds(1).numpy()
+  fresh = loop.TrainState(str(tmp_path), seed=3)
+  assert fresh.restore()
+  np.testing.assert_array_equal(fresh.rng.make_seeds(1).numpy(), expected)
+
+
+def test_loop_writes_summaries_and_progress(tmp_path, caplog):
+  absl_logging.set_verbosity(absl_logging.INFO)
+  caplog.set_level("INFO")
+  rt = _runtime(tmp_path)
+  rt.summary_every = 2
+  rt.log_every_secs = 0.0
+  tiny_program.train(rt, 6)
+  events = glob.glob(str(tmp_path / "train" / "events.out.tfevents.*"))
+  assert events
+  steps = [e.step for ev in events for e in tf.compat.v1.train.summary_iterator(ev)
+           for v in e.summary.value if v.tag == "train/loss"]
+  assert sorted(steps) == [2, 4, 6]
+  assert any("steps/s" in r.message and "ETA" in r.message for r in caplog.records)
+
+
+def test_flag_out_of_range_names_flag_and_range(tmp_path):
+  out = helpers.run_tiny("--cpu_devices=0", f"--workdir={tmp_path}")
+  assert out.returncode != 0
+  assert "--cpu_devices=0" in out.stdout and "range [1, 64]" in out.stdout
+  out = helpers.run_tiny("--strategy=tpu", f"--workdir={tmp_path}")
+  assert out.returncode != 0
+  assert "--strategy" in out.stdout and "mirrored" in out.stdout

@@ -1,0 +1,61 @@
+"""results.json, REPORT.md, records, atomic files and TensorBoard writers."""
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lamp_tf.runtime import files, results
+from lamp_tf.runtime.summary import MetricWriter
+
+
+def test_results_shape_and_numpy_values(tmp_path):
+  runs = [{"method": "ewc", "lambda": 100.0, "seed": np.int64(1), "acc": np.float32(0.5),
+           "task_accuracy": np.array([0.25, 0.75])}]
+  results.write_results(str(tmp_path), "prog", {"lr": 1e-3}, runs, ["fig.png"])
+  data = json.loads((tmp_path / "results.json").read_text())
+  assert set(data) == {"program", "flags", "runs", "figures"}
+  assert data["runs"] == [{"method": "ewc", "lambda": 100.0, "seed": 1, "acc": 0.5,
+                           "task_accuracy": [0.25, 0.75]}]
+
+
+def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path):
+  path = tmp_path / "results.json"
+  files.write_json(str(path), {"a": 1})
+  with pytest.raises(TypeError):
+    files.write_json(str(path), {"a": object()})
+  assert json.loads(path.read_text()) == {"a": 1}
+  assert os.listdir(tmp_path) == ["results.json"]
+
+
+def test_record_round_trip(tmp_path):
+  assert results.load_record(str(tmp_path)) is None
+  results.save_record(str(tmp_path), {"acc": 0.9})
+  assert results.load_record(str(tmp_path)) == {"acc": 0.9}
+
+
+def test_markdown_table_and_report(tmp_path):
+  table = results.markdown_table(["a", "b"], [["x", 0.12345], ["y", float("nan")]])
+  assert table.splitlines() == ["| a | b |", "|---|---|", "| x | 0.12 |", "| y | nan |"]
+  results.write_report(str(tmp_path), "Title", [("Section", table)])
+  text = (tmp_path / "REPORT.md").read_text()
+  assert text.startswith("# Title\n") and "## Section" in text and "| x | 0.12 |" in text
+
+
+def test_metric_writer_writes_all_kinds_and_disabled_writes_nothing(tmp_path):
+  w = MetricWriter(str(tmp_path / "on"))
+  w.write_scalars(3, {"loss": 1.5})
+  w.write_images(3, {"grid": np.zeros([8, 8, 1], np.uint8)})
+  w.write_texts(3, {"note": "hello"})
+  w.write_hparams({"lr": 0.1, "method": "ewc", "layers": [1, 2]})
+  w.close()
+  tags = {v.tag for ev in glob.glob(str(tmp_path / "on" / "events*"))
+          for e in tf.compat.v1.train.summary_iterator(ev) for v in e.summary.value}
+  assert {"loss", "grid", "note", "_hparams_/session_start_info"} <= tags
+  off = MetricWriter(str(tmp_path / "off"), enabled=False)
+  off.write_scalars(1, {"loss": 1.0})
+  off.close()
+  assert not os.path.exists(tmp_path / "off")
