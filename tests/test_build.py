@@ -1,0 +1,75 @@
+"""Every module and test file belongs to a Bazel target, and every program has a console script.
+
+BUILD files are Starlark, which for our files is Python syntax: they are evaluated here with the
+rules replaced by functions that record their sources, and `glob` implemented on the tree.
+"""
+
+import ast
+import glob as globlib
+import os
+
+from tests.conftest import REPO_ROOT
+
+
+def _evaluate(build_file):
+  package = os.path.dirname(os.path.relpath(build_file, REPO_ROOT))
+  sources, names = set(), []
+
+  def glob(include, exclude=()):
+    base = os.path.join(REPO_ROOT, package)
+    found = {os.path.relpath(p, base) for pattern in include
+             for p in globlib.glob(os.path.join(base, pattern), recursive=True)}
+    dropped = {os.path.relpath(p, base) for pattern in exclude
+               for p in globlib.glob(os.path.join(base, pattern), recursive=True)}
+    return sorted(found - dropped)
+
+  def rule(name, srcs=(), src=None, **kwargs):
+    names.append(name)
+    for s in list(srcs) + ([src] if src else []):
+      if not s.startswith("//"):
+        sources.add(os.path.normpath(os.path.join(package, s)))
+
+  env = {"glob": glob, "load": lambda *a, **k: None, "package": lambda **k: None,
+         "exports_files": lambda *a, **k: None}
+  for r in ("py_library", "py_binary", "py_test", "pytest_test", "py_runtime", "toolchain",
+            "py_runtime_pair", "alias", "filegroup", "sh_binary"):
+    env[r] = rule
+  exec(compile(open(build_file).read(), build_file, "exec"), env)  # noqa: S102
+  return sources, names
+
+
+def _covered():
+  sources, names = set(), []
+  for build in ("BUILD", "tests/BUILD", "tools/bazel/BUILD"):
+    s, n = _evaluate(os.path.join(REPO_ROOT, build))
+    sources |= s
+    names += n
+  return sources, names
+
+
+def _python_files(top):
+  return {os.path.relpath(p, REPO_ROOT)
+          for p in globlib.glob(os.path.join(REPO_ROOT, top, "**", "*.py"), recursive=True)}
+
+
+def test_every_module_and_test_file_is_in_a_bazel_target():
+  sources, names = _covered()
+  missing = sorted((_python_files("lamp_tf") | _python_files("tests")) - sources)
+  assert not missing, f"add these to a target in BUILD or tests/BUILD: {missing}"
+  tests = sorted(p for p in _python_files("tests") if os.path.basename(p).startswith("test_"))
+  assert all(p[len("tests/"):-3].replace("/", "_") in names for p in tests)
+
+
+def test_every_program_has_a_console_script_and_a_bazel_binary():
+  with open(os.path.join(REPO_ROOT, "setup.py")) as f:
+    tree = ast.parse(f.read())
+  scripts = {}
+  for node in ast.walk(tree):
+    if isinstance(node, ast.Constant) and isinstance(node.value, str) and "=lamp_tf.apps." in node.value:
+      script, target = node.value.split("=")
+      scripts[script] = target.split(":")[0]
+  assert "lamp-tf-reproduce" in scripts
+  _, names = _covered()
+  for script, module in scripts.items():
+    assert script in names, f"BUILD lacks a py_binary named {script}"
+    assert os.path.exists(os.path.join(REPO_ROOT, *module.split(".")) + ".py")

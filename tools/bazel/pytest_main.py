@@ -1,0 +1,11 @@
+"""Entry point of every Bazel py_test: runs the test file given as argument under pytest."""
+
+import os
+import sys
+
+import pytest
+
+if __name__ == "__main__":
+  here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  os.chdir(here)  # the workspace root inside the runfiles tree
+  sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", *sys.argv[1:]]))
