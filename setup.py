@@ -39,6 +39,7 @@ setup(
     entry_points={
         "console_scripts": [
             "lamp-tf-reproduce=lamp_tf.apps.reproduce:run",
+            "lamp-tf-rewc=lamp_tf.apps.rewc:run",
         ],
     },
 )

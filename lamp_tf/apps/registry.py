@@ -13,4 +13,8 @@ class Experiment:
 
 
 EXPERIMENTS = (
+    Experiment("R-EWC", "lamp_tf.apps.rewc", {
+        "quick": ["rewc_mnist_quick.cfg", "rewc_fashion_quick.cfg"],
+        "paper": ["rewc_mnist.cfg", "rewc_fashion.cfg"],
+    }),
 )

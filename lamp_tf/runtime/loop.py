@@ -45,18 +45,29 @@ class TrainState:
     self.manager = tf.train.CheckpointManager(self.checkpoint, self._write_dir, max_to_keep)
     self._is_chief = is_chief
 
-  def restore(self):
-    """Restores the latest checkpoint of `directory`; returns True when there was one."""
+  def restore(self, partial=False):
+    """Restores the latest checkpoint of `directory`; returns True when there was one.
+
+    Every object of this state must be in the checkpoint; with `partial` the checkpoint may hold
+    more (e.g. restoring only the model of a training checkpoint for export).
+    """
     latest = tf.train.latest_checkpoint(self.directory)
     if latest is None:
       return False
-    self.checkpoint.restore(latest).assert_existing_objects_matched()
+    status = self.checkpoint.restore(latest)
+    status.assert_existing_objects_matched()
+    if partial:
+      status.expect_partial()
     logging.info("restored %s (step %d, task %d)", latest, int(self.step), int(self.task))
     return True
 
   def _check_finite(self):
+    """Models, optimisers and modules must be finite; bare variables (e.g. an accuracy matrix
+    that is NaN where undefined) are not checked."""
     for name, obj in self.trackables.items():
-      for v in getattr(obj, "variables", [obj] if isinstance(obj, tf.Variable) else []):
+      if isinstance(obj, tf.Variable):
+        continue
+      for v in getattr(obj, "variables", []):
         if tf.as_dtype(v.dtype).is_floating and not bool(tf.reduce_all(tf.math.is_finite(v))):
           raise NonFiniteLossError(
               f"variable {v.name!r} of {name!r} is not finite at step {int(self.step)}; not "

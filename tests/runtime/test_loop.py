@@ -61,8 +61,10 @@ def test_non_finite_loss_stops_with_clear_error_and_keeps_last_good_checkpoint(t
 
 
 def test_save_refuses_non_finite_weights(tmp_path):
-  v = tf.Variable([1.0, 2.0])
-  state = loop.TrainState(str(tmp_path), seed=0, weights=v)
+  module = tf.Module()
+  module.v = v = tf.Variable([1.0, 2.0])
+  metric = tf.Variable([np.nan])  # a bare variable may hold NaN (undefined entries)
+  state = loop.TrainState(str(tmp_path), seed=0, weights=module, metric=metric)
   state.save()
   v.assign([1.0, np.inf])
   with pytest.raises(loop.NonFiniteLossError, match="not finite"):

@@ -92,7 +92,7 @@ def main(argv):
   if FLAGS.export_only:
     model, _ = build(rt, FLAGS.lr, FLAGS.seed)
     state = rt.train_state("train", FLAGS.seed, model=model)
-    if not state.restore():
+    if not state.restore(partial=True):
       raise app.UsageError(f"--export_only: no checkpoint in {FLAGS.workdir}/train.")
     export_model(model, FLAGS.export_dir)
     return

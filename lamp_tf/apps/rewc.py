@@ -1,0 +1,331 @@
+r"""lamp-tf-rewc: class-incremental classification with fine-tuning, EWC and R-EWC.
+
+  lamp-tf-rewc --flagfile=flags/rewc_mnist.cfg --workdir=runs/rewc_mnist
+
+Sweeps methods x rotation variants x lambdas x seeds; every run resumes from its checkpoint and a
+finished run is not trained again. Writes the paper-shaped table (rows FT, EWC, R-EWC variants;
+columns lambda; cells per-task accuracy after the last task, mean +- std over seeds),
+accuracy-matrix heatmaps, Fisher diagonal energy before/after rotation and the lambda sweep to
+REPORT.md / results.json / TensorBoard, and exports the best classifier as a SavedModel
+(uint8 images in, class probabilities out).
+"""
+
+import collections
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+
+from lamp_tf.continual import rotation, sequential
+from lamp_tf.data import preprocess, sources, tasks as tasks_lib
+from lamp_tf.runtime import export, figures, flags as runtime_flags, results
+
+FLAGS = flags.FLAGS
+PROGRAM = "lamp-tf-rewc"
+
+runtime_flags.define_runtime_flags("rewc")
+flags.DEFINE_string("dataset", "mnist5k", "Data set name (see lamp_tf.data.sources).")
+flags.DEFINE_string("tasks", "0,1,2,3,4/5,6,7,8,9", "Class-incremental tasks: '/' between tasks.")
+flags.DEFINE_enum("model", "lenet", ["lenet", "mlp", "vgg"], "Classifier architecture.")
+flags.DEFINE_integer("image_size", 32, "Images are padded (or resized) to this size.",
+                     lower_bound=8, upper_bound=512)
+flags.DEFINE_enum("resize", "pad", ["pad", "resize"], "How images reach --image_size.")
+flags.DEFINE_integer("max_train", 0, "Use at most this many training images (0: all).",
+                     lower_bound=0)
+flags.DEFINE_list("methods", ["ft", "ewc", "rewc"], "Methods: ft, ewc, rewc.")
+flags.DEFINE_list("rotate", ["all_no_last"], "R-EWC variants: fc, conv, all, all_no_last.")
+flags.DEFINE_list("lambdas", ["1", "10", "100", "1000", "10000"], "EWC/R-EWC weights to sweep.")
+flags.DEFINE_list("seeds", ["0"], "Seeds; tables show mean and std over them.")
+flags.DEFINE_integer("epochs", 5, "Epochs per task.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 100, "Global batch size.", lower_bound=1)
+flags.DEFINE_float("lr", 1e-3, "Adam learning rate (the optimiser is reset every task).",
+                   lower_bound=0.0)
+flags.DEFINE_integer("fisher_samples", 200,
+                     "Images of each finished task (equal per class) for rotations and Fisher.",
+                     lower_bound=1)
+flags.DEFINE_enum("fisher", "true", ["true", "empirical"],
+                  "Fisher with labels sampled from the model (true) or the data labels.")
+flags.DEFINE_enum("fisher_mode", "replace", ["replace", "accumulate"],
+                  "After each task replace the EWC term (paper) or add one more.")
+flags.DEFINE_enum("conv_factor", "channel", ["channel", "patch"],
+                  "Convolution rotations over channels (paper) or im2col patches (EKFAC).")
+flags.DEFINE_enum("loss", "sigmoid", ["sigmoid", "softmax"],
+                  "Task loss over the task's logits: sigmoid cross-entropy on one-hot targets "
+                  "(the reference code) or softmax cross-entropy.")
+flags.DEFINE_enum("loss_classes", "unseen", ["unseen", "task"],
+                  "Logits the task loss covers: classes not learned yet (reference code) or "
+                  "the current task's only.")
+flags.DEFINE_integer("fisher_batch_size", 100, "Examples per vectorised Fisher Jacobian.",
+                     lower_bound=1)
+
+
+def _floats(values, flag):
+  try:
+    out = [float(v) for v in values]
+  except ValueError:
+    raise app.UsageError(f"--{flag}={','.join(values)}: expected numbers.") from None
+  if any(v < 0 for v in out):
+    raise app.UsageError(f"--{flag}: values must be >= 0.")
+  return out
+
+
+def _ints(values, flag):
+  try:
+    return [int(v) for v in values]
+  except ValueError:
+    raise app.UsageError(f"--{flag}={','.join(values)}: expected integers.") from None
+
+
+def load_data():
+  """Preprocessed TaskData for the flags."""
+  train = sources.load_examples(FLAGS.dataset, "train", data_dir=FLAGS.data_dir,
+                                download=FLAGS.download)
+  test = sources.load_examples(FLAGS.dataset, "test", data_dir=FLAGS.data_dir,
+                               download=FLAGS.download)
+  task_list = tasks_lib.parse_tasks(FLAGS.tasks, train.num_classes)
+  if FLAGS.max_train:
+    train = train.take(np.sort(np.random.default_rng(0).permutation(len(train))[:FLAGS.max_train]))
+
+  def prep(images):
+    return preprocess.prepare(images, FLAGS.image_size, FLAGS.resize, value_range="0,1").numpy()
+
+  return sequential.TaskData(prep(train.images), train.labels, prep(test.images), test.labels,
+                             tuple(tuple(t) for t in task_list), train.num_classes,
+                             train.images.shape[1:])
+
+
+def run_configs():
+  methods = FLAGS.methods
+  unknown = set(methods) - set(sequential.METHODS)
+  if unknown:
+    raise app.UsageError(f"--methods: unknown {sorted(unknown)}; choose from "
+                         f"{', '.join(sequential.METHODS)}.")
+  bad = set(FLAGS.rotate) - set(rotation.VARIANTS)
+  if bad:
+    raise app.UsageError(f"--rotate: unknown {sorted(bad)}; choose from "
+                         f"{', '.join(rotation.VARIANTS)}.")
+  common = dict(model=FLAGS.model, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, lr=FLAGS.lr,
+                fisher_samples=FLAGS.fisher_samples, fisher=FLAGS.fisher,
+                fisher_mode=FLAGS.fisher_mode, conv_factor=FLAGS.conv_factor,
+                fisher_batch_size=FLAGS.fisher_batch_size, loss=FLAGS.loss,
+                loss_classes=FLAGS.loss_classes)
+  configs = []
+  for seed in _ints(FLAGS.seeds, "seeds"):
+    if "ft" in methods:
+      configs.append(sequential.RunConfig(method="ft", lam=0.0, seed=seed, **common))
+    for lam in _floats(FLAGS.lambdas, "lambdas"):
+      if "ewc" in methods:
+        configs.append(sequential.RunConfig(method="ewc", lam=lam, seed=seed, **common))
+      for rot in FLAGS.rotate if "rewc" in methods else []:
+        configs.append(sequential.RunConfig(method="rewc", rotate=rot, lam=lam, seed=seed,
+                                            **common))
+  return configs
+
+
+def _row_name(r):
+  return {"ft": "FT", "ewc": "EWC"}.get(r["method"], f"R-EWC {r['rotate']}")
+
+
+def _group(records, keys):
+  groups = collections.OrderedDict()
+  for r in records:
+    groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+  return groups
+
+
+def _pm(values):
+  values = 100 * np.asarray(values, np.float64)
+  return f"{values.mean():.1f}" + (f"±{values.std():.1f}" if len(values) > 1 else "")
+
+
+def paper_table(records, lambdas):
+  rows = []
+  for (method, rotate), rs in _group(records, ["method", "rotate"]).items():
+    cells = []
+    for lam in lambdas:
+      sel = [r for r in rs if r["method"] == "ft" or r["lambda"] == lam]
+      if not sel:
+        cells.append("")
+        continue
+      accs = np.array([r["task_accuracy"] for r in sel])
+      cells.append(" / ".join(_pm(accs[:, j]) for j in range(accs.shape[1])))
+    rows.append([_row_name(rs[0])] + cells)
+  return results.markdown_table(["method"] + [f"λ={lam:g}" for lam in lambdas], rows)
+
+
+def best_by_method(records):
+  """{row name: (lambda, records)} with the best mean average accuracy."""
+  best = {}
+  for key, rs in _group(records, ["method", "rotate", "lambda"]).items():
+    name = _row_name(rs[0])
+    score = np.mean([r["average_accuracy"] for r in rs])
+    if name not in best or score > best[name][0]:
+      best[name] = (score, key[2], rs)
+  return {name: (lam, rs) for name, (_, lam, rs) in best.items()}
+
+
+def summary_table(best):
+  rows = []
+  for name, (lam, rs) in best.items():
+    accs = np.array([r["task_accuracy"] for r in rs])
+    rows.append([name, "-" if lam is None else f"{lam:g}", len(rs),
+                 _pm([r["average_accuracy"] for r in rs]),
+                 " / ".join(_pm(accs[:, j]) for j in range(accs.shape[1])),
+                 _pm([r["forgetting"] for r in rs]), _pm([r["backward_transfer"] for r in rs])])
+  return results.markdown_table(
+      ["method", "best λ", "seeds", "average accuracy %", "per task %", "forgetting %",
+       "backward transfer %"], rows)
+
+
+def energy_table(records):
+  rows = []
+  for (rotate,), rs in _group([r for r in records if r["method"] == "rewc"], ["rotate"]).items():
+    rows.append([f"R-EWC {rotate}", len(rs), _pm([r["fisher_energy_before"] for r in rs]),
+                 _pm([r["fisher_energy_after"] for r in rs])])
+  return results.markdown_table(["variant", "runs", "diagonal energy before %",
+                                 "after rotation %"], rows)
+
+
+def make_figures(workdir, records, best, lambdas, num_tasks):
+  paths = []
+  for name, (lam, rs) in best.items():
+    stack = np.array([[[np.nan if a is None else a for a in row] for row in r["accuracy_matrix"]]
+                      for r in rs])
+    matrix = 100 * stack.mean(axis=0)  # NaN (task not seen yet) stays NaN
+    fig = figures.heatmap(matrix, [f"after {t + 1}" for t in range(num_tasks)],
+                          [f"task {j + 1}" for j in range(num_tasks)],
+                          f"{name} (λ={lam:g})" if lam is not None else name)
+    path = f"accuracy_matrix_{name.replace(' ', '_').replace('-', '').lower()}.png"
+    results.save_figure(fig, os.path.join(workdir, path))
+    paths.append(path)
+  series = {}
+  for (method, rotate), rs in _group(records, ["method", "rotate"]).items():
+    if method == "ft":
+      continue
+    means, stds = [], []
+    for lam in lambdas:
+      vals = [100 * r["average_accuracy"] for r in rs if r["lambda"] == lam]
+      means.append(np.mean(vals) if vals else np.nan)
+      stds.append(np.std(vals) if vals else np.nan)
+    series[_row_name(rs[0])] = (means, stds)
+  ft = [100 * r["average_accuracy"] for r in records if r["method"] == "ft"]
+  if ft:
+    series["FT"] = ([np.mean(ft)] * len(lambdas), None)
+  if series and len(lambdas) > 0:
+    fig = figures.lines([max(lam, 1e-3) for lam in lambdas], series,
+                        "Average accuracy after the last task", "λ", "accuracy %", logx=True)
+    results.save_figure(fig, os.path.join(workdir, "lambda_sweep.png"))
+    paths.append("lambda_sweep.png")
+  rewc = _group([r for r in records if r["method"] == "rewc"], ["rotate"])
+  if rewc:
+    groups = [f"R-EWC {k[0]}" for k in rewc]
+    fig = figures.grouped_bars(groups, {
+        "before rotation": [100 * np.mean([r["fisher_energy_before"] for r in rs])
+                            for rs in rewc.values()],
+        "after rotation": [100 * np.mean([r["fisher_energy_after"] for r in rs])
+                           for rs in rewc.values()]},
+        "Share of Fisher energy on the diagonal (task 1)", "%")
+    results.save_figure(fig, os.path.join(workdir, "fisher_energy.png"))
+    paths.append("fisher_energy.png")
+  return paths
+
+
+def export_classifier(rt, cfg, data, export_dir):
+  """Restores run `cfg` from its checkpoint and exports it (uint8 images -> probabilities)."""
+  model, optimizer = sequential.build_model(cfg, data, rt.strategy)
+  state = rt.train_state(os.path.join("runs", cfg.name), cfg.seed, model=model)
+  if not state.restore(partial=True):
+    raise app.UsageError(f"no checkpoint for run {cfg.name} in {FLAGS.workdir}/runs: train "
+                         "first (drop --export_only).")
+  plain = sequential.plain_model(model)
+  raw_shape = [None, *data.raw_shape]
+
+  @tf.function(input_signature=[tf.TensorSpec(raw_shape, tf.uint8, name="images")])
+  def classify(images):
+    x = preprocess.prepare(images, FLAGS.image_size, FLAGS.resize, value_range="0,1")
+    probs = tf.nn.softmax(plain(x, training=False))
+    return {"probabilities": probs, "classes": tf.argmax(probs, axis=1)}
+
+  export.export_saved_model(export_dir, {"classify": classify}, {"classifier": plain})
+  logging.info("exported run %s to %s", cfg.name, export_dir)
+
+
+def _best_config(configs, records):
+  scores = collections.defaultdict(list)
+  for cfg, r in zip(configs, records):
+    scores[(cfg.method, cfg.rotate, cfg.lam)].append((r["average_accuracy"], cfg))
+  best = max(scores.values(), key=lambda v: np.mean([s for s, _ in v]))
+  return best[0][1]
+
+
+def main(argv):
+  del argv
+  rt = runtime_flags.runtime_from_flags()
+  configs = run_configs()
+  data = load_data()
+  if FLAGS.export_only:
+    path = os.path.join(FLAGS.workdir, results.RESULTS)
+    if not os.path.exists(path):
+      raise app.UsageError(f"--export_only: {path} is missing; train first.")
+    records = [results.load_record(os.path.join(FLAGS.workdir, "runs", c.name)) for c in configs]
+    export_classifier(rt, _best_config(configs, records), data, FLAGS.export_dir)
+    return
+
+  records = []
+  for cfg in configs:
+    run_dir = os.path.join(FLAGS.workdir, "runs", cfg.name)
+    record = results.load_record(run_dir)
+    if record is None:
+      rt.seed(cfg.seed)
+      logging.info("run %s", cfg.name)
+      first = sequential.train_first_task(
+          rt, cfg, data, os.path.join(FLAGS.workdir, "runs", f"first_task_seed{cfg.seed}"))
+      record, _ = sequential.run(rt, cfg, data, run_dir, first)
+      if rt.is_chief:
+        results.save_record(run_dir, record)
+        rt.writer(os.path.relpath(run_dir, FLAGS.workdir)).write_hparams(
+            {**cfg.record_config(), "model": cfg.model, "dataset": FLAGS.dataset})
+    logging.info("%s: average accuracy %.4f, per task %s", cfg.name, record["average_accuracy"],
+                 np.round(record["task_accuracy"], 4).tolist())
+    records.append(record)
+
+  if not rt.is_chief:
+    return
+  lambdas = sorted(set(_floats(FLAGS.lambdas, "lambdas")))
+  best = best_by_method(records)
+  figs = make_figures(FLAGS.workdir, records, best, lambdas, len(data.tasks))
+  flat = [{k: v for k, v in r.items() if k != "accuracy_matrix"} | {"accuracy_matrix":
+          r["accuracy_matrix"]} for r in records]
+  results.write_results(FLAGS.workdir, PROGRAM, runtime_flags.flag_values(), flat, figs)
+  num_tasks = len(data.tasks)
+  sections = [
+      ("Setup", f"Data set `{FLAGS.dataset}`, tasks `{FLAGS.tasks}` ({len(data.train_x)} training "
+                f"/ {len(data.test_x)} test images), model `{FLAGS.model}`, {FLAGS.epochs} epochs "
+                f"per task, batch {FLAGS.batch_size}, Adam {FLAGS.lr:g}, {FLAGS.loss} loss over `{FLAGS.loss_classes}` logits, Fisher `{FLAGS.fisher}` "
+                f"from {FLAGS.fisher_samples} images per task ({FLAGS.fisher_mode}), convolution "
+                f"rotations `{FLAGS.conv_factor}`, seeds {FLAGS.seeds}. Single-head evaluation "
+                "(argmax over all classes seen so far)."),
+      ("Accuracy after the last task (paper layout)",
+       "Cells: accuracy % on " + " / ".join(f"task {j + 1}" for j in range(num_tasks)) +
+       ", mean±std over seeds.\n\n" + paper_table(records, lambdas)),
+      ("Best λ per method", summary_table(best)),
+  ]
+  if any(r["method"] == "rewc" for r in records):
+    sections.append(("Fisher energy on the diagonal",
+                     "Share ||diag F||² / ||F||²_F of the sample Fisher of the rotated layers' "
+                     "kernels on the task-1 Fisher images, before and after the rotation.\n\n" +
+                     energy_table(records) + "\n\n![fisher energy](fisher_energy.png)"))
+  sections.append(("Figures", "\n\n".join(f"![{p}]({p})" for p in figs
+                                          if p != "fisher_energy.png")))
+  results.write_report(FLAGS.workdir, "R-EWC: rotated elastic weight consolidation", sections)
+  export_classifier(rt, _best_config(configs, records), data, FLAGS.export_dir)
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,332 @@
+"""Class-incremental training of a classifier, task after task: FT, EWC and R-EWC.
+
+One run = one (method, rotation variant, lambda, seed). Its `TrainState` holds the model, the
+optimiser, the EWC terms and the accuracy matrix, so a run killed anywhere (mid-task or between
+tasks) resumes where it stopped. The first task is the same for every method of a seed (no
+penalty yet, identity rotations), so it is trained once per seed (`train_first_task`) and every
+run starts from it.
+
+Protocol (R-EWC paper and its reference code): the loss of task t never covers the logits of
+classes learned before t. By default (`loss_classes='unseen'`, the reference code) it covers the
+logits of every class not learned yet, current and later tasks (so task 1 also pushes the later
+classes' logits down, task 2 of 2 covers only its own); `loss_classes='task'` covers the current
+task's classes only. The loss is a sigmoid cross-entropy against one-hot targets
+(`loss='sigmoid'`, the reference code) or a softmax cross-entropy over those logits. Evaluation
+is single-head: argmax over all classes seen so far.
+
+These choices decide how much fine-tuning forgets in single-head evaluation. Measured on the
+MNIST subset: with 'task' logits, old-class logits stay high on old images and fine-tuning keeps
+much of task 1 while losing task 2 to old classes; with 'unseen' logits the later classes start
+task 2 far below zero, training lifts them everywhere, and task 1 is forgotten as the paper
+reports (see the R-EWC issue note for the numbers). After task t: R-EWC recomputes the rotations
+on task t's data (merging the previous ones), then the Fisher of the trainable parameters is
+computed on the same `fisher_samples` images and becomes an EWC term; the optimiser is reset.
+"""
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from lamp_tf.continual import ewc, fisher as fisher_lib, rotation
+from lamp_tf.data import pipeline, tasks as tasks_lib
+from lamp_tf.metrics import continual as continual_metrics
+from lamp_tf.nets import classifiers
+from lamp_tf.runtime import files, loop, strategy as strategy_lib
+
+METHODS = ("ft", "ewc", "rewc")
+LOSSES = ("sigmoid", "softmax")
+LOSS_CLASSES = ("unseen", "task")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskData:
+  """Preprocessed arrays and the task split."""
+
+  train_x: np.ndarray
+  train_y: np.ndarray
+  test_x: np.ndarray
+  test_y: np.ndarray
+  tasks: tuple  # of tuples of class ids
+  num_classes: int
+  raw_shape: tuple = None  # [H, W, C] of the uint8 images before preprocessing
+
+  def class_mask(self, classes):
+    mask = np.zeros(self.num_classes, bool)
+    mask[list(classes)] = True
+    return mask
+
+  def seen_mask(self, t):
+    return self.class_mask([c for task in self.tasks[:t + 1] for c in task])
+
+  def loss_classes(self, t, rule):
+    """Classes whose logits the loss of task t covers ('task' or 'unseen', see above)."""
+    tasks = self.tasks[t:t + 1] if rule == "task" else self.tasks[t:]
+    return tuple(c for task in tasks for c in task)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  method: str = "rewc"
+  rotate: str = "all_no_last"
+  lam: float = 100.0
+  seed: int = 0
+  model: str = "lenet"
+  epochs: int = 5
+  batch_size: int = 100
+  lr: float = 1e-3
+  fisher_samples: int = 200
+  fisher: str = "true"
+  fisher_mode: str = "replace"
+  conv_factor: str = "channel"
+  fisher_batch_size: int = 100
+  loss: str = "sigmoid"
+  loss_classes: str = "unseen"
+
+  def __post_init__(self):
+    if self.method not in METHODS:
+      raise ValueError(f"--methods: unknown method {self.method!r}; choose from {METHODS}.")
+    if self.loss not in LOSSES:
+      raise ValueError(f"--loss={self.loss!r}: choose one of {', '.join(LOSSES)}.")
+    if self.loss_classes not in LOSS_CLASSES:
+      raise ValueError(f"--loss_classes={self.loss_classes!r}: choose one of "
+                       f"{', '.join(LOSS_CLASSES)}.")
+
+  @property
+  def name(self):
+    if self.method == "ft":
+      return f"ft_seed{self.seed}"
+    rot = f"_{self.rotate}" if self.method == "rewc" else ""
+    return f"{self.method}{rot}_lam{self.lam:g}_seed{self.seed}"
+
+  def record_config(self):
+    return {"method": self.method, "rotate": self.rotate if self.method == "rewc" else None,
+            "lambda": self.lam if self.method != "ft" else None, "seed": self.seed}
+
+
+def build_model(cfg, data, strategy):
+  """The run's model (rotated for R-EWC, identity rotations) and optimiser, built in scope."""
+  keras.utils.set_random_seed(cfg.seed)
+  with strategy.scope():
+    model = classifiers.classifier(cfg.model, data.train_x.shape[1:], data.num_classes)
+    if cfg.method == "rewc":
+      model = rotation.rotated_copy(model, rotation.layers_to_rotate(model, cfg.rotate),
+                                    cfg.conv_factor)
+    optimizer = keras.optimizers.Adam(cfg.lr)
+  strategy_lib.build_optimizer(strategy, optimizer, model.trainable_variables)
+  return model, optimizer
+
+
+def plain_model(model):
+  """The plain (merged) classifier of a run's model."""
+  if any(isinstance(l, rotation.ROTATED) for l in model.layers):
+    return rotation.plain_copy(model)
+  return model
+
+
+def evaluate(model, data, t):
+  """Accuracies on every task's test data after task t (single head over seen classes)."""
+  mask = tf.constant(data.seen_mask(t))
+
+  @tf.function
+  def predict(x):
+    return tf.argmax(tf.where(mask[None], model(x, training=False), -np.inf), axis=1)
+
+  pred = np.concatenate([predict(tf.constant(data.test_x[i:i + 1000])).numpy()
+                         for i in range(0, len(data.test_x), 1000)])
+  accs = []
+  for j, classes in enumerate(data.tasks):
+    idx = tasks_lib.class_indices(data.test_y, classes)
+    accs.append(float(np.mean(pred[idx] == data.test_y[idx])) if j <= t else np.nan)
+  return np.array(accs)
+
+
+def fisher_images(cfg, data, t):
+  """The `fisher_samples` training images of task t used for rotations and the Fisher."""
+  classes = data.tasks[t]
+  labels = data.train_y
+  task_idx = tasks_lib.class_indices(labels, classes)
+  per_class = max(1, cfg.fisher_samples // len(classes))
+  idx = tasks_lib.per_class_subset(labels[task_idx], per_class, seed=cfg.seed * 1000 + t)
+  chosen = task_idx[idx]
+  return data.train_x[chosen], labels[chosen]
+
+
+def fisher_energy(model, images, labels, mask, seed):
+  """Share of Fisher energy on the diagonal for the kernels of the rotated layers, per layer and
+  overall (sample Fisher of per-example gradients; see fisher.diagonal_energy). `labels` None:
+  labels sampled from the model (true Fisher)."""
+  names = [l.name for l in model.layers if isinstance(l, rotation.ROTATED)]
+  kernels = [model.get_layer(n).kernel for n in names]
+  if labels is None:
+    labels = fisher_lib.sample_labels(model, tf.constant(images), tf.constant([seed, 0], tf.int64),
+                                      mask)
+  grads = fisher_lib.per_example_gradients(model, images, labels, kernels, mask)
+  sizes = np.cumsum([0] + [int(np.prod(k.shape)) for k in kernels])
+  out = {n: fisher_lib.diagonal_energy(grads[:, a:b])
+         for n, a, b in zip(names, sizes[:-1], sizes[1:])}
+  out["overall"] = fisher_lib.diagonal_energy(grads)
+  return out
+
+
+def reset_optimizer(optimizer):
+  """Zeroes the optimiser's step counter and slots (moments), keeping its learning rate."""
+  for v in optimizer.variables:
+    if not v.path.endswith("learning_rate"):
+      v.assign(tf.zeros_like(v))
+
+
+def task_loss(logits, labels, classes, kind):
+  """Per-example loss over the logits of `classes` only (sigmoid: mean over those classes)."""
+  classes = tf.constant(classes, tf.int64)
+  z = tf.gather(logits, classes, axis=1)
+  if kind == "sigmoid":
+    targets = tf.cast(tf.equal(labels[:, None], classes[None]), z.dtype)
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(targets, z), axis=1)
+  position = tf.argmax(tf.cast(tf.equal(labels[:, None], classes[None]), tf.int32), axis=1)
+  return tf.nn.sparse_softmax_cross_entropy_with_logits(position, z)
+
+
+def _replica_step(model, optimizer, penalty, lam, classes, loss_kind, global_batch,
+                  num_replicas):
+
+  def step(batch, seed):
+    del seed
+    x, y = batch
+    with tf.GradientTape() as tape:
+      ce = tf.reduce_sum(task_loss(model(x, training=True), y, classes, loss_kind)) / global_batch
+      reg = lam * penalty() if penalty is not None else tf.constant(0.0)
+      loss = ce + reg / num_replicas
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return {"loss": ce + reg / num_replicas, "ce": ce, "penalty": reg / num_replicas}
+
+  return step
+
+
+def _end_of_task(cfg, data, t, model, penalty, writer, energies):
+  """Rotations (R-EWC) and the Fisher on task t's data; a new EWC term."""
+  images, labels = fisher_images(cfg, data, t)
+  mask = data.class_mask(data.tasks[t])
+  seed = cfg.seed * 1000 + t
+  if cfg.method == "rewc":
+    energy_labels = labels if cfg.fisher == "empirical" else None
+    energies[f"before_task{t + 1}"] = fisher_energy(model, images, energy_labels, mask, seed)
+    bases = rotation.compute_bases(model, images, seed=seed, class_mask=mask,
+                                   batch_size=cfg.fisher_batch_size)
+    rotation.set_bases(model, bases)
+    energies[f"after_task{t + 1}"] = fisher_energy(model, images, energy_labels, mask, seed)
+    logging.info("%s: Fisher diagonal energy after task %d: %.3f -> %.3f", cfg.name, t + 1,
+                 energies[f"before_task{t + 1}"]["overall"],
+                 energies[f"after_task{t + 1}"]["overall"])
+  fisher = fisher_lib.diagonal_fisher(model, images, labels, kind=cfg.fisher, seed=seed,
+                                      batch_size=cfg.fisher_batch_size, class_mask=mask)
+  penalty.add_term(fisher)
+  writer.write_scalars(t + 1, {"fisher/mean": float(np.mean([f.mean() for f in fisher]))})
+
+
+def _task_batches(rt, cfg, data, t, start_step):
+  idx = tasks_lib.class_indices(data.train_y, data.tasks[t])
+  steps = cfg.epochs * (len(idx) // cfg.batch_size)
+  arrays = (data.train_x[idx], data.train_y[idx])
+  batches = pipeline.distribute_batches(rt.strategy, arrays, cfg.batch_size,
+                                        seed=cfg.seed * 1000 + t, start_step=start_step)
+  return iter(batches), steps
+
+
+def train_first_task(rt, cfg, data, base_dir):
+  """Trains task 1 once per seed (plain model, no penalty); returns (weights, accuracies)."""
+  path = os.path.join(base_dir, "first_task.npz")
+  if os.path.exists(path):
+    saved = np.load(path)
+    return [saved[f"w{i}"] for i in range(len(saved.files) - 1)], saved["accuracy"]
+  base_cfg = dataclasses.replace(cfg, method="ft")
+  model, optimizer = build_model(base_cfg, data, rt.strategy)
+  state = loop.TrainState(os.path.join(base_dir, "checkpoints"), cfg.seed, is_chief=rt.is_chief,
+                          worker=strategy_lib.worker_id(rt.strategy), model=model,
+                          optimizer=optimizer)
+  state.restore()
+  batches, steps = _task_batches(rt, base_cfg, data, 0, int(state.step))
+  step_fn = strategy_lib.distributed_step(rt.strategy, _replica_step(
+      model, optimizer, None, 0.0, data.loss_classes(0, cfg.loss_classes), cfg.loss, cfg.batch_size,
+      rt.strategy.num_replicas_in_sync))
+  loop.train_loop(state, step_fn, batches, steps, writer=rt.writer(os.path.relpath(base_dir, rt.workdir)),
+                  name="task1", **rt.loop_kwargs())
+  accuracy = evaluate(model, data, 0)
+  weights = model.get_weights()
+  if rt.is_chief:
+    with files.atomic_path(path) as tmp:
+      with open(tmp, "wb") as f:
+        np.savez(f, accuracy=accuracy, **{f"w{i}": w for i, w in enumerate(weights)})
+  return weights, accuracy
+
+
+def run(rt, cfg, data, run_dir, first_task):
+  """Trains (or resumes) one run from the shared first task; returns (record, model)."""
+  num_tasks = len(data.tasks)
+  model, optimizer = build_model(cfg, data, rt.strategy)
+  penalty = ewc.EWCPenalty(model, cfg.fisher_mode, max_terms=num_tasks - 1) \
+      if cfg.method != "ft" else None
+  matrix = tf.Variable(tf.fill([num_tasks, num_tasks], np.nan), trainable=False)
+  task_started = tf.Variable(False, trainable=False)
+  extra = {"penalty": penalty} if penalty is not None else {}
+  state = rt.train_state(os.path.relpath(run_dir, rt.workdir), cfg.seed, model=model,
+                         optimizer=optimizer, accuracy=matrix, task_started=task_started, **extra)
+  writer = rt.writer(os.path.relpath(run_dir, rt.workdir))
+  energies = {}
+  energy_path = os.path.join(run_dir, "fisher_energy.json")
+  if not state.restore():
+    weights, accuracy = first_task
+    plain = plain_model(model)
+    plain.set_weights(weights)
+    if plain is not model:
+      rotation.set_plain_weights(model, plain)
+    matrix[0].assign(accuracy)
+    state.task.assign(1)
+    state.save()
+  elif os.path.exists(energy_path):
+    energies = files.read_json(energy_path)
+
+  steps_before = 0  # global step at the start of each task (task 1 was trained elsewhere)
+  for t in range(1, num_tasks):
+    batches_probe_idx = tasks_lib.class_indices(data.train_y, data.tasks[t])
+    steps = cfg.epochs * (len(batches_probe_idx) // cfg.batch_size)
+    if t < int(state.task):
+      steps_before += steps
+      continue
+    if not bool(task_started):
+      if penalty is not None:
+        _end_of_task(cfg, data, t - 1, model, penalty, writer, energies)
+        if rt.is_chief:
+          files.write_json(energy_path, energies)
+      reset_optimizer(optimizer)
+      task_started.assign(True)
+      state.save()
+    batches, _ = _task_batches(rt, cfg, data, t, int(state.step) - steps_before)
+    step_fn = strategy_lib.distributed_step(rt.strategy, _replica_step(
+        model, optimizer, penalty, cfg.lam, data.loss_classes(t, cfg.loss_classes), cfg.loss,
+        cfg.batch_size,
+        rt.strategy.num_replicas_in_sync))
+    loop.train_loop(state, step_fn, batches, steps_before + steps, writer=writer,
+                    name=f"task{t + 1}", **rt.loop_kwargs())
+    accuracy = evaluate(model, data, t)
+    matrix[t].assign(accuracy)
+    writer.write_scalars(t + 1, {f"accuracy/task{j + 1}": a
+                                 for j, a in enumerate(accuracy) if j <= t})
+    state.task.assign(t + 1)
+    task_started.assign(False)
+    state.save()
+    steps_before += steps
+
+  record = {**cfg.record_config(), **continual_metrics.summary(matrix.numpy())}
+  if energies:
+    first = sorted(k for k in energies if k.startswith("before"))[0]
+    record["fisher_energy_before"] = energies[first]["overall"]
+    record["fisher_energy_after"] = energies[first.replace("before", "after")]["overall"]
+  writer.write_scalars(num_tasks, {"average_accuracy": record["average_accuracy"],
+                                   "forgetting": record["forgetting"]})
+  writer.flush()
+  return record, model

@@ -1,0 +1,122 @@
+"""lamp-tf-rewc end to end: records, report, figures, export served in a fresh process, resume,
+--export_only, a TFDS name through tfds.testing.mock_data, and clear flag errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lamp_tf.data import preprocess, sources
+from tests.conftest import REPO_ROOT
+
+TINY = ["--dataset=mnist5k", "--max_train=1000", "--epochs=2", "--batch_size=50",
+        "--methods=ft,ewc,rewc", "--rotate=all", "--lambdas=10,1000", "--seeds=0",
+        "--fisher_samples=50", "--checkpoint_every=10", "--log_every_secs=1000"]
+SERVE = """
+import sys, numpy as np, tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+x = np.load(sys.argv[2])
+out = m.signatures['classify'](images=tf.constant(x))
+np.save(sys.argv[3], out['classes'].numpy())
+assert not any(k.startswith('lamp_tf') for k in sys.modules)
+"""
+
+
+def _run(args, timeout=600, driver=None):
+  cmd = [sys.executable] + (["-c", driver] if driver else ["-m", "lamp_tf.apps.rewc"]) + args
+  return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+  work = tmp_path_factory.mktemp("rewc")
+  out = _run(TINY + [f"--workdir={work}", f"--export_dir={work / 'export'}"])
+  assert out.returncode == 0, out.stderr[-4000:]
+  return work
+
+
+def test_results_records_and_report(workdir):
+  results = json.loads((workdir / "results.json").read_text())
+  assert results["program"] == "lamp-tf-rewc" and results["flags"]["lambdas"] == ["10", "1000"]
+  runs = results["runs"]
+  assert [(r["method"], r["rotate"], r["lambda"]) for r in runs] == [
+      ("ft", None, None), ("ewc", None, 10.0), ("rewc", "all", 10.0), ("ewc", None, 1000.0),
+      ("rewc", "all", 1000.0)]
+  for r in runs:
+    assert {"seed", "task_accuracy", "average_accuracy", "forgetting"} <= set(r)
+    assert len(r["task_accuracy"]) == 2
+    assert r["average_accuracy"] == pytest.approx(np.mean(r["task_accuracy"]))
+  rewc = [r for r in runs if r["method"] == "rewc"]
+  assert all(r["fisher_energy_after"] > r["fisher_energy_before"] for r in rewc)
+  # The first task is shared: every run starts task 2 from the same accuracy on task 1.
+  assert len({r["accuracy_matrix"][0][0] for r in runs}) == 1
+  report = (workdir / "REPORT.md").read_text()
+  assert "| method | λ=10 | λ=1000 |" in report and "| R-EWC all |" in report
+  for fig in results["figures"]:
+    assert (workdir / fig).stat().st_size > 1000 and f"({fig})" in report
+  assert any(f.startswith("accuracy_matrix") for f in results["figures"])
+
+
+def test_export_serves_in_fresh_process_with_the_recorded_accuracy(workdir, tmp_path):
+  test = sources.load_examples("mnist5k", "test")
+  np.save(tmp_path / "x.npy", test.images)
+  out = subprocess.run([sys.executable, "-c", SERVE, str(workdir / "export"),
+                        str(tmp_path / "x.npy"), str(tmp_path / "y.npy")], capture_output=True,
+                       text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  accuracy = float(np.mean(np.load(tmp_path / "y.npy") == test.labels))
+  runs = json.loads((workdir / "results.json").read_text())["runs"]
+  # The best run (by average accuracy) was exported; both tasks have 500 test images, so its
+  # accuracy over the whole test set is its average accuracy.
+  assert accuracy == pytest.approx(max(r["average_accuracy"] for r in runs), abs=1e-6)
+
+
+def test_rerun_reuses_finished_runs_and_export_only(workdir):
+  before = (workdir / "results.json").read_text()
+  os.rename(workdir / "export", workdir / "export_old")
+  out = _run(TINY + [f"--workdir={workdir}", f"--export_dir={workdir / 'export'}",
+                     "--export_only"])
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert (workdir / "export" / "saved_model.pb").exists()
+  out = _run(TINY + [f"--workdir={workdir}", f"--export_dir={workdir / 'export'}"])
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "steps/s" not in out.stderr  # nothing was trained again
+  assert json.loads((workdir / "results.json").read_text())["runs"] == json.loads(before)["runs"]
+
+
+MOCK = """
+import sys
+import tensorflow_datasets as tfds
+from absl import app
+from lamp_tf.apps import rewc
+with tfds.testing.mock_data(num_examples=120):
+  app.run(rewc.main, argv=sys.argv)
+"""
+
+
+def test_a_tfds_name_runs_through_the_same_path(tmp_path):
+  out = _run(["--dataset=svhn_cropped", "--model=vgg", "--epochs=1", "--batch_size=20",
+              "--methods=ft,rewc", "--rotate=conv", "--lambdas=10", "--fisher_samples=10",
+              "--fisher_batch_size=5", f"--data_dir={tmp_path / 'tfds'}",
+              f"--workdir={tmp_path / 'w'}", f"--export_dir={tmp_path / 'e'}"], driver=MOCK)
+  assert out.returncode == 0, out.stderr[-4000:]
+  runs = json.loads((tmp_path / "w" / "results.json").read_text())["runs"]
+  assert [r["method"] for r in runs] == ["ft", "rewc"]
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("--rotate=diagonal", "--rotate: unknown ['diagonal']"),
+    ("--methods=ft,si", "--methods: unknown ['si']"),
+    ("--tasks=0,1/1,2", "more than one task"),
+    ("--dataset=mnist_5k", "unknown data set 'mnist_5k'"),
+    ("--lambdas=1,big", "--lambdas=1,big: expected numbers"),
+    ("--epochs=0", "--epochs=0"),
+])
+def test_bad_flags_fail_clearly(flag, message, tmp_path):
+  out = _run(TINY + [flag, f"--workdir={tmp_path}"], timeout=120)
+  assert out.returncode != 0
+  assert message in out.stderr, out.stderr[-2000:]

@@ -1,0 +1,111 @@
+"""R-EWC rotations: same function, more diagonal Fisher, merge back to a plain network."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lamp_tf.continual import fisher, rotation
+from lamp_tf.data import preprocess, sources
+from lamp_tf.nets import classifiers
+from lamp_tf.nets.rotated import RotatedConv2D, RotatedDense
+
+
+@pytest.fixture(scope="module")
+def trained_lenet():
+  """LeNet trained briefly on real digits 0-4 (a Fisher worth rotating)."""
+  keras.utils.set_random_seed(1)
+  ex = sources.load_examples("mnist5k", "train")
+  idx = np.flatnonzero(ex.labels < 5)
+  x = preprocess.prepare(ex.images[idx], 32, "pad", value_range="0,1").numpy()
+  y = ex.labels[idx]
+  model = classifiers.lenet((32, 32, 1), 10)
+  opt = keras.optimizers.Adam(1e-3)
+  mask = tf.constant(np.arange(10) < 5)
+
+  @tf.function
+  def step(xb, yb):
+    with tf.GradientTape() as tape:
+      logits = tf.where(mask[None], model(xb, training=True), -1e9)
+      loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(yb, logits, True))
+    opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                            model.trainable_variables))
+
+  rng = np.random.default_rng(0)
+  for _ in range(60):
+    b = rng.choice(len(x), 100, replace=False)
+    step(x[b], y[b])
+  return model, x[:200], y[:200], np.arange(10) < 5
+
+
+@pytest.mark.parametrize("variant,factor", [("all", "channel"), ("all_no_last", "channel"),
+                                            ("fc", "channel"), ("conv", "patch")])
+def test_rotated_network_computes_the_same_function(trained_lenet, variant, factor):
+  model, x, _, mask = trained_lenet
+  rotated = rotation.rotated_copy(model, rotation.layers_to_rotate(model, variant), factor)
+  rotation.set_bases(rotated, rotation.compute_bases(rotated, x, seed=0, class_mask=mask))
+  names = {l.name for l in rotated.layers if isinstance(l, rotation.ROTATED)}
+  assert names == set(rotation.layers_to_rotate(model, variant))
+  # Non-trivial rotations were installed...
+  layers = [l for l in rotated.layers if isinstance(l, rotation.ROTATED)]
+  assert max(np.abs(l.u1.numpy() - np.eye(l.u1.shape[0])).max() for l in layers) > 0.1
+  # ...and the function is unchanged; merging gives a plain network with the same outputs.
+  expected = model(x, training=False).numpy()
+  np.testing.assert_allclose(rotated(x, training=False).numpy(), expected, atol=1e-4)
+  plain = rotation.plain_copy(rotated)
+  assert not any(isinstance(l, rotation.ROTATED) for l in plain.layers)
+  np.testing.assert_allclose(plain(x, training=False).numpy(), expected, atol=1e-4)
+
+
+def test_rotations_are_orthonormal_eigenbases(trained_lenet):
+  model, x, _, mask = trained_lenet
+  factors = rotation.kronecker_factors(model, x, ["fc1", "conv2"], seed=0, class_mask=mask)
+  for name, (l, m) in factors.items():
+    u1, u2 = rotation.eigenbases({name: (l, m)})[name]
+    for a, u in ((l, u1), (m, u2)):
+      np.testing.assert_allclose(u.T @ u, np.eye(len(u)), atol=1e-10)
+      d = u.T @ a @ u
+      assert np.abs(d - np.diag(np.diag(d))).max() < 1e-8 * np.abs(a).max()
+      assert np.all(np.diff(np.diag(d)) <= 1e-12)  # decreasing eigenvalues
+  assert factors["conv2"][0].shape == (6, 6) and factors["conv2"][1].shape == (16, 16)
+  assert factors["fc1"][0].shape == (400, 400) and factors["fc1"][1].shape == (120, 120)
+
+
+def test_patch_factors_have_im2col_size(trained_lenet):
+  model, x, _, mask = trained_lenet
+  factors = rotation.kronecker_factors(model, x[:50], ["conv2"], factor="patch", class_mask=mask)
+  assert factors["conv2"][0].shape == (5 * 5 * 6, 5 * 5 * 6)
+
+
+def _energy(model, x, mask):
+  kernels = [l.kernel for l in model.layers if isinstance(l, rotation.ROTATED + rotation.PLAIN)
+             and l.name in ("fc1", "fc2", "conv2")]
+  labels = fisher.sample_labels(model, tf.constant(x), tf.constant([5, 0], tf.int64), mask)
+  return fisher.diagonal_energy(fisher.per_example_gradients(model, x, labels, kernels, mask))
+
+
+def test_rotation_concentrates_fisher_energy_on_the_diagonal(trained_lenet):
+  model, x, _, mask = trained_lenet
+  rotated = rotation.rotated_copy(model, ["conv2", "fc1", "fc2"])
+  before = _energy(rotated, x, mask)
+  rotation.set_bases(rotated, rotation.compute_bases(rotated, x, seed=0, class_mask=mask))
+  after = _energy(rotated, x, mask)
+  print(f"diagonal energy before {before:.4f} after {after:.4f}")
+  assert after > 2 * before, (before, after)
+
+
+def test_rotated_layers_have_fixed_non_trainable_maps():
+  layer = RotatedDense(3)
+  layer.build((None, 4))
+  assert {v.name for v in layer.trainable_variables} == {"kernel", "bias"}
+  assert {v.name for v in layer.non_trainable_variables} == {"u1", "u2"}
+  conv = RotatedConv2D(2, 3, factor="patch")
+  conv.build((None, 8, 8, 3))
+  assert conv.u1.shape == (27, 27) and conv.kernel.shape == (27, 2)
+  with pytest.raises(ValueError, match="rotation factor"):
+    RotatedConv2D(2, 3, factor="pixel")
+
+
+def test_unknown_variant_is_a_clear_error():
+  with pytest.raises(ValueError, match="--rotate='everything'"):
+    rotation.layers_to_rotate(classifiers.mlp((4,), 3), "everything")

@@ -1,0 +1,99 @@
+"""Sequential training: FT forgets, EWC/R-EWC hold task 1 better, and a crashed run resumes."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lamp_tf.continual import sequential
+from lamp_tf.data import preprocess, sources
+from lamp_tf.runtime import flags as runtime_flags
+
+
+@pytest.fixture(scope="module")
+def data():
+  train = sources.load_examples("mnist5k", "train")
+  test = sources.load_examples("mnist5k", "test")
+  keep = np.arange(0, len(train), 2)  # 2,000 training images
+
+  def prep(x):
+    return preprocess.prepare(x, 32, "pad", value_range="0,1").numpy()
+
+  return sequential.TaskData(prep(train.images[keep]), train.labels[keep], prep(test.images),
+                             test.labels, ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9)), 10, (28, 28, 1))
+
+
+def _rt(path):
+  return runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(path),
+                               export_dir="", log_every_secs=1e9, checkpoint_every=10)
+
+
+CFG = sequential.RunConfig(method="ft", seed=0, epochs=4, batch_size=50, fisher_samples=100)
+
+
+def test_methods_share_the_first_task_and_penalties_reduce_forgetting(data, tmp_path):
+  rt = _rt(tmp_path)
+  first = sequential.train_first_task(rt, CFG, data, str(tmp_path / "first"))
+  assert first[1][0] > 0.9 and np.isnan(first[1][1])
+  records = {}
+  for cfg in (CFG, dataclasses.replace(CFG, method="ewc", lam=1e4),
+              dataclasses.replace(CFG, method="rewc", rotate="all_no_last", lam=1e4)):
+    records[cfg.method], _ = sequential.run(rt, cfg, data, str(tmp_path / cfg.name), first)
+  for r in records.values():
+    assert r["accuracy_matrix"][0][0] == pytest.approx(first[1][0])  # same first task
+  ft, ewc_r, rewc_r = records["ft"], records["ewc"], records["rewc"]
+  assert ft["forgetting"] > 0.3  # fine-tuning forgets task 1
+  assert ewc_r["task_accuracy"][0] > ft["task_accuracy"][0]
+  assert rewc_r["task_accuracy"][0] > ft["task_accuracy"][0]
+  assert rewc_r["fisher_energy_after"] > rewc_r["fisher_energy_before"]
+
+
+class Crash(Exception):
+  pass
+
+
+def test_run_crashed_mid_task_resumes_to_the_same_result(data, tmp_path):
+  rt = _rt(tmp_path)
+  cfg = dataclasses.replace(CFG, method="rewc", rotate="all", lam=100.0, epochs=2)
+  first = sequential.train_first_task(rt, cfg, data, str(tmp_path / "first"))
+  full, full_model = sequential.run(rt, cfg, data, str(tmp_path / "full"), first)
+
+  def crash(step):
+    raise Crash(step)
+
+  rt_crash = _rt(tmp_path)
+  original = sequential.loop.train_loop
+
+  def crashing_loop(*args, **kwargs):
+    return original(*args, **{**kwargs, "actions": [(25, crash)]})
+
+  sequential.loop.train_loop = crashing_loop
+  try:
+    with pytest.raises(Crash):
+      sequential.run(rt_crash, cfg, data, str(tmp_path / "crashed"), first)
+  finally:
+    sequential.loop.train_loop = original
+  resumed, resumed_model = sequential.run(rt, cfg, data, str(tmp_path / "crashed"), first)
+  assert resumed["task_accuracy"] == pytest.approx(full["task_accuracy"], abs=2e-3)
+  for a, b in zip(full_model.get_weights(), resumed_model.get_weights()):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_task_loss_never_covers_learned_classes(data):
+  logits = tf.Variable(tf.random.normal([4, 10]))
+  labels = tf.constant([5, 6, 9, 7], tf.int64)
+  assert data.loss_classes(0, "unseen") == tuple(range(10))
+  assert data.loss_classes(1, "unseen") == (5, 6, 7, 8, 9)
+  assert data.loss_classes(0, "task") == (0, 1, 2, 3, 4)
+  for kind in sequential.LOSSES:
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_sum(sequential.task_loss(logits, labels, data.loss_classes(1, "unseen"),
+                                                kind))
+    grad = tape.gradient(loss, logits).numpy()
+    assert np.all(grad[:, :5] == 0) and np.all(np.abs(grad[:, 5:]).sum(axis=1) > 0)
+  # Sigmoid: every covered logit is pushed towards its one-hot target.
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(sequential.task_loss(logits, labels, tuple(range(10)), "sigmoid"))
+  grad = tape.gradient(loss, logits).numpy()
+  assert grad[0, 5] < 0 and grad[0, 0] > 0 and grad[0, 9] > 0

@@ -1,0 +1,30 @@
+"""Accuracy-matrix metrics on hand-computed examples."""
+
+import numpy as np
+import pytest
+
+from lamp_tf.metrics import continual
+
+NAN = np.nan
+R = np.array([[0.9, NAN, NAN],
+              [0.6, 0.8, NAN],
+              [0.5, 0.7, 0.95]])
+
+
+def test_average_accuracy():
+  assert continual.average_accuracy(R) == pytest.approx((0.5 + 0.7 + 0.95) / 3)
+
+
+def test_forgetting_uses_the_best_earlier_accuracy():
+  assert continual.forgetting(R) == pytest.approx(((0.9 - 0.5) + (0.8 - 0.7)) / 2)
+
+
+def test_backward_transfer_against_accuracy_just_after_learning():
+  assert continual.backward_transfer(R) == pytest.approx(((0.5 - 0.9) + (0.7 - 0.8)) / 2)
+
+
+def test_single_task_and_summary():
+  assert continual.forgetting(np.array([[0.9]])) == 0.0
+  s = continual.summary(R)
+  assert s["task_accuracy"] == [0.5, 0.7, 0.95]
+  assert s["accuracy_matrix"][0] == [0.9, None, None]
