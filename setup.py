@@ -40,6 +40,8 @@ setup(
         "console_scripts": [
             "lamp-tf-reproduce=lamp_tf.apps.reproduce:run",
             "lamp-tf-rewc=lamp_tf.apps.rewc:run",
+            "lamp-tf-transfer-gan=lamp_tf.apps.transfer_gan:run",
+            "lamp-tf-evaluate=lamp_tf.apps.evaluate:run",
         ],
     },
 )

@@ -17,4 +17,8 @@ EXPERIMENTS = (
         "quick": ["rewc_mnist_quick.cfg", "rewc_fashion_quick.cfg"],
         "paper": ["rewc_mnist.cfg", "rewc_fashion.cfg"],
     }),
+    Experiment("Transferring GANs", "lamp_tf.apps.transfer_gan", {
+        "quick": ["transfer_gan_quick.cfg"],
+        "paper": ["transfer_gan_fashion.cfg"],
+    }),
 )

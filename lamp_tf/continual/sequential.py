@@ -228,9 +228,15 @@ def _end_of_task(cfg, data, t, model, penalty, writer, energies):
   writer.write_scalars(t + 1, {"fisher/mean": float(np.mean([f.mean() for f in fisher]))})
 
 
+def task_steps(cfg, data, t):
+  """Steps of task t: `epochs` passes over its training images."""
+  n = len(tasks_lib.class_indices(data.train_y, data.tasks[t]))
+  return max(1, int(np.ceil(cfg.epochs * n / cfg.batch_size)))
+
+
 def _task_batches(rt, cfg, data, t, start_step):
   idx = tasks_lib.class_indices(data.train_y, data.tasks[t])
-  steps = cfg.epochs * (len(idx) // cfg.batch_size)
+  steps = task_steps(cfg, data, t)
   arrays = (data.train_x[idx], data.train_y[idx])
   batches = pipeline.distribute_batches(rt.strategy, arrays, cfg.batch_size,
                                         seed=cfg.seed * 1000 + t, start_step=start_step)
@@ -251,8 +257,8 @@ def train_first_task(rt, cfg, data, base_dir):
   state.restore()
   batches, steps = _task_batches(rt, base_cfg, data, 0, int(state.step))
   step_fn = strategy_lib.distributed_step(rt.strategy, _replica_step(
-      model, optimizer, None, 0.0, data.loss_classes(0, cfg.loss_classes), cfg.loss, cfg.batch_size,
-      rt.strategy.num_replicas_in_sync))
+      model, optimizer, None, 0.0, data.loss_classes(0, cfg.loss_classes), cfg.loss,
+      cfg.batch_size, rt.strategy.num_replicas_in_sync))
   loop.train_loop(state, step_fn, batches, steps, writer=rt.writer(os.path.relpath(base_dir, rt.workdir)),
                   name="task1", **rt.loop_kwargs())
   accuracy = evaluate(model, data, 0)
@@ -292,8 +298,7 @@ def run(rt, cfg, data, run_dir, first_task):
 
   steps_before = 0  # global step at the start of each task (task 1 was trained elsewhere)
   for t in range(1, num_tasks):
-    batches_probe_idx = tasks_lib.class_indices(data.train_y, data.tasks[t])
-    steps = cfg.epochs * (len(batches_probe_idx) // cfg.batch_size)
+    steps = task_steps(cfg, data, t)
     if t < int(state.task):
       steps_before += steps
       continue

@@ -62,3 +62,14 @@ def image_grid(images, rows, cols):
     r, q = divmod(k, cols)
     grid[r * h:(r + 1) * h, q * w:(q + 1) * w] = images[k]
   return grid
+
+
+def image(array, title, width=6.0):
+  """A uint8 image [H, W, C] (1 or 3 channels) shown without axes."""
+  array = np.asarray(array)
+  h, w = array.shape[:2]
+  fig, ax = plt.subplots(figsize=(width, width * h / w + 0.4))
+  ax.imshow(array[..., 0] if array.shape[-1] == 1 else array, cmap="gray", vmin=0, vmax=255)
+  ax.axis("off")
+  ax.set_title(title)
+  return fig

@@ -41,9 +41,22 @@ class TrainState:
     self.trackables = trackables
     self.checkpoint = tf.train.Checkpoint(step=self.step, task=self.task, rng=self.rng,
                                           **trackables)
+    self._check_reachable()
     self._write_dir = directory if is_chief else os.path.join(directory, f".worker{worker}")
     self.manager = tf.train.CheckpointManager(self.checkpoint, self._write_dir, max_to_keep)
     self._is_chief = is_chief
+
+  def _check_reachable(self):
+    """Every weight of every model must be in the checkpoint. Keras 3 does not checkpoint
+    layers held in Python lists or dicts of a subclassed model: they would be silently lost on
+    resume, so this fails loudly instead."""
+    reachable = {id(o) for o in tf.train.TrackableView(self.checkpoint).descendants()}
+    for name, obj in self.trackables.items():
+      missing = [v.path for v in getattr(obj, "weights", []) if id(v) not in reachable]
+      if missing:
+        raise ValueError(f"{name!r}: {len(missing)} weights would not be checkpointed (e.g. "
+                         f"{missing[:3]}): Keras 3 does not checkpoint layers kept in Python "
+                         "lists or dicts; assign each layer to its own attribute.")
 
   def restore(self, partial=False):
     """Restores the latest checkpoint of `directory`; returns True when there was one.

@@ -32,9 +32,14 @@ def test_seed_changes_the_order():
   assert not np.array_equal(a, b)
 
 
-def test_batch_larger_than_data_is_a_clear_error():
-  with pytest.raises(ValueError, match="batch size 64 is larger than the 10"):
-    pipeline.index_batches(10, 64, seed=0)
+def test_batches_larger_than_the_data_cycle_through_epochs():
+  batches = np.stack(_take(pipeline.index_batches(10, 4, seed=0), 5)).ravel()  # 2 epochs
+  assert sorted(batches[:10]) == list(range(10)) and sorted(batches[10:]) == list(range(10))
+  big = _take(pipeline.index_batches(3, 7, seed=0), 3)
+  counts = np.bincount(np.concatenate(big), minlength=3)
+  assert list(counts) == [7, 7, 7]
+  with pytest.raises(ValueError, match="no training examples"):
+    pipeline.index_batches(0, 4, seed=0)
 
 
 def test_two_replicas_split_each_global_batch_in_order():

@@ -104,3 +104,21 @@ def test_flag_out_of_range_names_flag_and_range(tmp_path):
   out = helpers.run_tiny("--strategy=tpu", f"--workdir={tmp_path}")
   assert out.returncode != 0
   assert "--strategy" in out.stdout and "mirrored" in out.stdout
+
+
+def test_models_whose_weights_a_checkpoint_cannot_reach_are_refused(tmp_path):
+  import keras
+
+  class ListHolder(keras.Model):
+    def __init__(self):
+      super().__init__()
+      self.first = keras.layers.Dense(2)
+      self.rest = [keras.layers.Dense(3)]  # Keras 3 does not checkpoint this one
+
+    def call(self, x):
+      return self.rest[0](self.first(x))
+
+  model = ListHolder()
+  model(tf.zeros([1, 4]))
+  with pytest.raises(ValueError, match="1 weights would not be checkpointed|2 weights would not"):
+    loop.TrainState(str(tmp_path), 0, model=model)

@@ -1,0 +1,366 @@
+r"""lamp-tf-transfer-gan: what to transfer when training a GAN on little data.
+
+  lamp-tf-transfer-gan --flagfile=flags/transfer_gan_fashion.cfg --workdir=runs/transfer_gan
+
+Pretrains an unconditional WGAN-GP on each source (once, cached in <workdir>/pretrain/<source>),
+then trains a class-conditional AC-GAN on the target with n images per class, starting the
+generator and/or critic from the pretrained run (configurations none, critic, generator, both),
+and scores every run against the real target test images: FID and KID on the features of a
+target-domain classifier trained by the project (or Inception-v3 from --inception_weights), IW
+from a fresh critic, and the classifier's accuracy on the samples. Experiments:
+- configs: the four configurations at --main_size images per class;
+- limited: scratch vs pretrained (both) for each of --target_sizes;
+- sources: every --sources entry (both) and scratch at --main_size, ranked by FID.
+Runs shared by experiments are trained once. Writes the three tables, FID-vs-iteration curves
+and sample grids to REPORT.md / results.json / TensorBoard, and exports the best generator as a
+SavedModel: signature `generate(z [N, z_dim] float32, label [N] int64) -> images [N, R, R, C]`,
+with both networks' weights by name in its `weights` attribute (usable as a transfer source).
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+
+from lamp_tf.data import gan_data
+from lamp_tf.gan import training, transfer
+from lamp_tf.metrics import features as features_lib, gan_eval
+from lamp_tf.nets import gan as gan_nets
+from lamp_tf.runtime import export, figures, flags as runtime_flags, results
+
+FLAGS = flags.FLAGS
+PROGRAM = "lamp-tf-transfer-gan"
+EXPERIMENTS = ("configs", "limited", "sources")
+
+runtime_flags.define_runtime_flags("transfer_gan")
+flags.DEFINE_multi_string("sources", ["fashion_mnist:0,1,2,3,4", "mnist5k"],
+                          "Pretraining source '<data set>[:<classes>]'; repeat the flag for "
+                          "several; the first is the one of the configs and limited experiments.")
+flags.DEFINE_string("target", "fashion_mnist:5,6,7,8,9", "Target '<data set>[:<classes>]'.")
+flags.DEFINE_list("experiments", list(EXPERIMENTS), "Which of configs, limited, sources to run.")
+flags.DEFINE_list("configs", list(transfer.CONFIGS), "Configurations for the configs experiment.")
+flags.DEFINE_integer("main_size", 100, "Target images per class (configs, sources); 0: all.",
+                     lower_bound=0)
+flags.DEFINE_list("target_sizes", ["10", "100", "1000", "0"],
+                  "Target images per class for the limited experiment (0: all).")
+flags.DEFINE_list("seeds", ["0"], "Seeds (tables: mean and std).")
+flags.DEFINE_enum("architecture", "dcgan", list(gan_nets.ARCHITECTURES), "Networks.")
+flags.DEFINE_enum("conditioning", "cbn", ["cbn", "concat"], "Target generator conditioning.")
+flags.DEFINE_integer("resolution", 32, "Image size.", lower_bound=8, upper_bound=256)
+flags.DEFINE_integer("channels", 1, "Image channels (1 or 3).", lower_bound=1, upper_bound=3)
+flags.DEFINE_integer("g_width", 0, "Generator width (0: architecture default).", lower_bound=0)
+flags.DEFINE_integer("d_width", 0, "Critic width (0: architecture default).", lower_bound=0)
+flags.DEFINE_integer("pretrain_iterations", 5000, "Generator updates on the source.",
+                     lower_bound=1)
+flags.DEFINE_integer("iterations", 2000, "Generator updates on the target.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 64, "Global batch size.", lower_bound=2)
+flags.DEFINE_integer("n_critic", 5, "Critic updates per generator update.", lower_bound=1)
+flags.DEFINE_float("lr", 1e-4, "Adam learning rate (beta1 0, beta2 0.9).", lower_bound=0.0)
+flags.DEFINE_float("gp_weight", 10.0, "Gradient penalty weight.", lower_bound=0.0)
+flags.DEFINE_float("ac_weight", 1.0, "AC-GAN classification weight.", lower_bound=0.0)
+flags.DEFINE_float("ema_decay", 0.0, "EMA generator decay (0: none).", lower_bound=0.0,
+                   upper_bound=1.0)
+flags.DEFINE_integer("freeze_critic", 0, "FreezeD: freeze the first k critic layers of "
+                     "pretrained critics.", lower_bound=0)
+flags.DEFINE_integer("eval_every", 500, "FID curve period in generator updates.", lower_bound=0)
+flags.DEFINE_integer("num_samples", 5000, "Generated images per score.", lower_bound=10)
+flags.DEFINE_integer("iw_steps", 500, "Training steps of the IW critic.", lower_bound=1)
+flags.DEFINE_integer("classifier_steps", 2000, "Training steps of the domain classifier.",
+                     lower_bound=1)
+flags.DEFINE_string("inception_weights", None,
+                    "Keras InceptionV3 no-top weights file: FID on Inception features.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  source: str  # 'none' for scratch
+  config: str
+  size: int
+  seed: int
+
+  @property
+  def name(self):
+    src = "scratch" if self.config == "none" else self.source.replace(":", "_").replace(",", "")
+    return f"{src}__{self.config}__n{self.size or 'all'}__seed{self.seed}"
+
+
+def _ints(values, flag):
+  try:
+    return [int(v) for v in values]
+  except ValueError:
+    raise app.UsageError(f"--{flag}={','.join(values)}: expected integers.") from None
+
+
+def planned_runs():
+  """{experiment: [Run]} for the flags."""
+  bad = set(FLAGS.experiments) - set(EXPERIMENTS)
+  if bad:
+    raise app.UsageError(f"--experiments: unknown {sorted(bad)}; choose from {EXPERIMENTS}.")
+  bad = set(FLAGS.configs) - set(transfer.CONFIGS)
+  if bad:
+    raise app.UsageError(f"--configs: unknown {sorted(bad)}; choose from {list(transfer.CONFIGS)}.")
+  if not FLAGS.sources:
+    raise app.UsageError("--sources: give at least one source.")
+  seeds, main, first = _ints(FLAGS.seeds, "seeds"), FLAGS.main_size, FLAGS.sources[0]
+  plan = {}
+  if "configs" in FLAGS.experiments:
+    plan["configs"] = [Run(first, c, main, s) for s in seeds for c in FLAGS.configs]
+  if "limited" in FLAGS.experiments:
+    sizes = _ints(FLAGS.target_sizes, "target_sizes")
+    plan["limited"] = [Run(first, c, n, s) for s in seeds for n in sizes for c in ("none", "both")]
+  if "sources" in FLAGS.experiments:
+    plan["sources"] = [Run(src, "both", main, s) for s in seeds for src in FLAGS.sources] + \
+        [Run(first, "none", main, s) for s in seeds]
+  return plan
+
+
+def gan_config(num_classes, conditioning):
+  return {"architecture": FLAGS.architecture, "num_classes": num_classes,
+          "conditioning": conditioning, "channels": FLAGS.channels,
+          "resolution": FLAGS.resolution, "g_width": FLAGS.g_width or None,
+          "d_width": FLAGS.d_width or None}
+
+
+def train_config(iterations, seed):
+  return training.TrainConfig(iterations=iterations, batch_size=FLAGS.batch_size,
+                              n_critic=FLAGS.n_critic, gp_weight=FLAGS.gp_weight,
+                              ac_weight=FLAGS.ac_weight, lr=FLAGS.lr, ema_decay=FLAGS.ema_decay,
+                              seed=seed, eval_every=FLAGS.eval_every)
+
+
+def load(spec, split):
+  return gan_data.load_gan_data(spec, split, FLAGS.resolution, FLAGS.channels, FLAGS.data_dir,
+                                FLAGS.download)
+
+
+def pretrain(rt, source):
+  """The unconditional source run (trained once); returns its directory."""
+  run_dir = os.path.join(FLAGS.workdir, "pretrain", source.replace(":", "_").replace(",", ""))
+  data = load(source, "train")
+  training.train_gan(rt, run_dir, gan_config(None, None), data.images,
+                     np.zeros(len(data.labels), np.int64),
+                     dataclasses.replace(train_config(FLAGS.pretrain_iterations, 0),
+                                         eval_every=0), name=f"pretrain {source}")
+  return run_dir
+
+
+def make_evaluator(target_test, target_train):
+  if FLAGS.inception_weights:
+    extractor = features_lib.InceptionFeatures(FLAGS.inception_weights)
+    classifier = None
+  else:
+    extractor = None
+  classifier = features_lib.DomainClassifier.train_or_load(
+      os.path.join(FLAGS.workdir, "domain_classifier"), target_train.images, target_train.labels,
+      target_test.images, target_test.labels, target_train.num_classes,
+      steps=FLAGS.classifier_steps)
+  return gan_eval.GANEvaluator(target_test.images, target_test.labels, extractor or classifier,
+                               num_samples=FLAGS.num_samples, num_classes=target_test.num_classes,
+                               iw_steps=FLAGS.iw_steps, classifier=classifier)
+
+
+def train_target(rt, run, target_train, evaluator, pretrained_dirs):
+  """One target run; returns (record, generator)."""
+  run_dir = os.path.join(FLAGS.workdir, "runs", run.name)
+  data = target_train.limit(run.size, seed=run.seed)
+  init = None
+  if run.config != "none":
+    weights = transfer.load_pretrained(pretrained_dirs[run.source])
+
+    def init(generator, critic):
+      transfer.initialise(generator, critic, weights, run.config)
+
+  freeze = FLAGS.freeze_critic if run.config in ("critic", "both") else 0
+  result = training.train_gan(
+      rt, run_dir, gan_config(target_train.num_classes, FLAGS.conditioning), data.images,
+      data.labels, train_config(FLAGS.iterations, run.seed), init=init,
+      evaluate=lambda it, g: evaluator(g, with_iw=False), freeze_critic=freeze,
+      name=run.name)
+  final = evaluator(result.generator, with_iw=True)
+  record = {"source": "none" if run.config == "none" else run.source, "config": run.config,
+            "target_size": run.size if run.size else "all", "images_per_class": run.size,
+            "train_images": int(len(data.labels)), "seed": run.seed,
+            "iterations": FLAGS.iterations, **final,
+            "features": evaluator.label,
+            "fid_curve": [[c["iteration"], c["fid"]] for c in result.curve]}
+  return record, result.generator
+
+
+def _pm(values, digits=2):
+  v = np.asarray(values, np.float64)
+  return f"{v.mean():.{digits}f}" + (f" ± {v.std():.{digits}f}" if len(v) > 1 else "")
+
+
+def _select(records, **match):
+  return [r for r in records if all(r.get(k) == v for k, v in match.items())]
+
+
+def configs_table(records):
+  names = {"none": "G scratch / D scratch", "critic": "G scratch / D pretrained",
+           "generator": "G pretrained / D scratch", "both": "G pretrained / D pretrained"}
+  present = [c for c in transfer.CONFIGS if _select(records, config=c)]
+  rows = []
+  for metric, better in (("fid", "lower"), ("kid", "lower"), ("iw", "higher"),
+                         ("sample_accuracy", "higher")):
+    rows.append([f"{metric.upper()} ({better} better)"] +
+                [_pm([r[metric] for r in _select(records, config=c)], 4 if metric == "kid" else 2)
+                 for c in present])
+  return results.markdown_table(["metric"] + [names[c] for c in present], rows)
+
+
+def limited_table(records):
+  sizes = sorted({r["images_per_class"] for r in records}, key=lambda n: n or 10 ** 9)
+  rows = []
+  for n in sizes:
+    s, p = _select(records, images_per_class=n, config="none"), _select(
+        records, images_per_class=n, config="both")
+    rows.append([n or "all", s[0]["train_images"] if s else "",
+                 _pm([r["fid"] for r in s]) if s else "", _pm([r["fid"] for r in p]) if p else "",
+                 _pm([r["kid"] for r in s], 4) if s else "",
+                 _pm([r["kid"] for r in p], 4) if p else ""])
+  return results.markdown_table(["images per class", "training images", "FID scratch",
+                                 "FID pretrained", "KID scratch", "KID pretrained"], rows)
+
+
+def sources_table(records):
+  groups = {}
+  for r in records:
+    groups.setdefault(r["source"] if r["config"] != "none" else "scratch", []).append(r)
+  ranked = sorted(groups.items(), key=lambda kv: np.mean([r["fid"] for r in kv[1]]))
+  rows = [[i + 1, src, _pm([r["fid"] for r in rs]), _pm([r["kid"] for r in rs], 4),
+           _pm([r["iw"] for r in rs])] for i, (src, rs) in enumerate(ranked)]
+  return results.markdown_table(["rank", "source", "FID", "KID", "IW"], rows)
+
+
+def curve_figure(records, label_key, title):
+  series = {}
+  for r in records:
+    series.setdefault(r[label_key], []).append(r["fid_curve"])
+  fig_series, x = {}, None
+  for label, curves in series.items():
+    x = [c[0] for c in curves[0]]
+    ys = np.array([[c[1] for c in curve] for curve in curves])
+    fig_series[str(label)] = (ys.mean(axis=0), ys.std(axis=0) if len(ys) > 1 else None)
+  return figures.lines(x, fig_series, title, "generator iterations", "FID")
+
+
+def sample_grid(generator, num_classes, seed, per_class=8):
+  labels = np.repeat(np.arange(num_classes), per_class)
+  images = gan_nets.generate(generator, labels, seed)
+  grid = figures.image_grid(((images + 1) * 127.5).clip(0, 255).astype(np.uint8), num_classes,
+                            per_class)
+  return grid
+
+
+def export_generator(generator, critic, export_dir, z_dim=128):
+  spec = [tf.TensorSpec([None, z_dim], tf.float32, name="z"),
+          tf.TensorSpec([None], tf.int64, name="label")]
+
+  @tf.function(input_signature=spec)
+  def generate(z, label):
+    return {"images": generator(z, label, training=False)}
+
+  # Variables by name, not the Keras models: a subclassed Keras model attached to the module
+  # would try to trace a default signature of its own.
+  weights = {"generator": transfer.named_weights(generator),
+             "critic": transfer.named_weights(critic)}
+  export.export_saved_model(export_dir, {"generate": generate}, {"weights": weights})
+  return export_dir
+
+
+def _best(records):
+  return min(records, key=lambda r: r["fid"])
+
+
+def main(argv):
+  del argv
+  rt = runtime_flags.runtime_from_flags()
+  plan = planned_runs()
+  by_name = {run.name: run for runs in plan.values() for run in runs}
+  if FLAGS.export_only:
+    path = os.path.join(FLAGS.workdir, results.RESULTS)
+    if not os.path.exists(path):
+      raise app.UsageError(f"--export_only: {path} is missing; train first.")
+    best = _best(results.files.read_json(path)["runs"])
+    generator, critic = transfer.restore_run(os.path.join(FLAGS.workdir, "runs", best["run"]))
+    export_generator(generator, critic, FLAGS.export_dir)
+    return
+  target_train, target_test = load(FLAGS.target, "train"), load(FLAGS.target, "test")
+  evaluator = make_evaluator(target_test, target_train)
+  needed = sorted({r.source for r in by_name.values() if r.config != "none"})
+  pretrained_dirs = {src: pretrain(rt, src) for src in needed}
+  done = {}
+  for name, run in by_name.items():
+    run_dir = os.path.join(FLAGS.workdir, "runs", name)
+    record = results.load_record(run_dir)
+    if record is None:
+      logging.info("run %s", name)
+      record, _ = train_target(rt, run, target_train, evaluator, pretrained_dirs)
+      record["run"] = name
+      if rt.is_chief:
+        results.save_record(run_dir, record)
+    done[name] = record
+    logging.info("%s: FID %.2f KID %.4f IW %.3f", name, record["fid"], record["kid"], record["iw"])
+  if not rt.is_chief:
+    return
+  records = [{"experiment": exp, **done[run.name]} for exp, runs in plan.items() for run in runs]
+  figs, sections = [], [(
+      "Setup",
+      f"Target `{FLAGS.target}` (test split: {len(target_test.labels)} real images, the "
+      f"reference for every score); sources {', '.join(f'`{s}`' for s in FLAGS.sources)} "
+      f"(unconditional pretraining, {FLAGS.pretrain_iterations} generator updates); target "
+      f"runs: class-conditional AC-GAN ({FLAGS.conditioning}), {FLAGS.architecture} "
+      f"{FLAGS.resolution}x{FLAGS.resolution}, {FLAGS.iterations} generator updates, batch "
+      f"{FLAGS.batch_size}, {FLAGS.n_critic} critic steps, Adam {FLAGS.lr:g} (0, 0.9), seeds "
+      f"{FLAGS.seeds}. Scores on {FLAGS.num_samples} samples: {evaluator.label}; IW from a "
+      f"fresh critic trained {FLAGS.iw_steps} steps (higher is better).")]
+  writer = rt.writer("summary")
+  if "configs" in plan:
+    rs = _select(records, experiment="configs")
+    sections.append(("What to transfer (four configurations)",
+                     f"{FLAGS.main_size} target images per class.\n\n" + configs_table(rs)))
+    results.save_figure(curve_figure(rs, "config", "FID during target training"),
+                        os.path.join(FLAGS.workdir, "fid_curves_configs.png"))
+    figs.append("fid_curves_configs.png")
+    seed0 = int(FLAGS.seeds[0])
+    for config in FLAGS.configs:
+      generator, _ = transfer.restore_run(os.path.join(
+          FLAGS.workdir, "runs", Run(FLAGS.sources[0], config, FLAGS.main_size, seed0).name))
+      grid = sample_grid(generator, target_train.num_classes, seed0)
+      path = f"samples_{config}.png"
+      results.save_figure(figures.image(grid, f"{config}: one row per class"),
+                          os.path.join(FLAGS.workdir, path))
+      writer.write_images(0, {f"samples/{config}": grid})
+      figs.append(path)
+  if "limited" in plan:
+    rs = _select(records, experiment="limited")
+    sections.append(("Limited data: scratch vs pretrained", limited_table(rs)))
+    for config in ("none", "both"):
+      sub = _select(rs, config=config)
+      if sub:
+        results.save_figure(curve_figure(sub, "images_per_class",
+                                         f"FID during training ({'scratch' if config == 'none' else 'pretrained'}), by images per class"),
+                            os.path.join(FLAGS.workdir, f"fid_curves_limited_{config}.png"))
+        figs.append(f"fid_curves_limited_{config}.png")
+  if "sources" in plan:
+    sections.append(("Source selection", f"{FLAGS.main_size} target images per class, "
+                     "generator and critic pretrained, ranked by FID.\n\n" +
+                     sources_table(_select(records, experiment="sources"))))
+  sections.append(("Figures", "\n\n".join(f"![{f}]({f})" for f in figs)))
+  writer.flush()
+  results.write_results(FLAGS.workdir, PROGRAM, runtime_flags.flag_values(), records, figs)
+  results.write_report(FLAGS.workdir, "Transferring GANs", sections)
+  best = _best(records)
+  generator, critic = transfer.restore_run(os.path.join(FLAGS.workdir, "runs", best["run"]))
+  export_generator(generator, critic, FLAGS.export_dir)
+  logging.info("exported %s (FID %.2f) to %s", best["run"], best["fid"], FLAGS.export_dir)
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,164 @@
+"""Transferring GANs: start a generator and/or critic from a pretrained run.
+
+Weights are exchanged by name: a variable's path inside its model (`fc/kernel`,
+`block1/bn1/gamma`, ...). Sources:
+- a run directory (`<workdir>/pretrain/<source>`) holding `gan_config.json` and checkpoints of
+  `generator` and `critic` (what `lamp-tf-transfer-gan` and `lamp-tf-mergan` write);
+- a SavedModel exported by lamp_tf, which carries both networks' weights by name in its
+  `weights` attribute beside the serving signatures.
+
+Adaptations, all logged:
+- unconditional -> conditional with conditional batch norm: the unconditional scale and shift
+  (one row) are copied to every class;
+- unconditional -> conditional with label concatenation: the generator's first kernel gets the
+  pretrained rows for z; the rows of the label inputs keep their random initialisation;
+- a target variable with no pretrained counterpart (e.g. the AC-GAN classifier head of a
+  conditional critic started from an unconditional one) keeps its initialisation;
+- names in `reinit` (e.g. 'class_head' when the class count differs) keep their initialisation.
+Any other shape difference is an error naming the variable and both shapes.
+
+Freezing the first k critic layers (FreezeD, Mo et al. 2020) is an option beyond the paper.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from lamp_tf.nets import gan as gan_nets
+from lamp_tf.runtime import files, loop
+
+CONFIGS = {"none": (False, False), "critic": (False, True), "generator": (True, False),
+           "both": (True, True)}  # config -> (pretrained generator, pretrained critic)
+GAN_CONFIG = "gan_config.json"
+
+
+def relative_path(model, variable):
+  path = variable.path
+  prefix = model.name + "/"
+  return path[len(prefix):] if path.startswith(prefix) else path
+
+
+def named_weights(model):
+  """{path inside the model: variable} for every weight (trainable or not)."""
+  return {relative_path(model, v): v for v in model.weights}
+
+
+def named_weights_arrays(model):
+  """{path inside the model: NumPy array}: the form `load_pretrained` returns per network."""
+  return {k: v.numpy() for k, v in named_weights(model).items()}
+
+
+def build_from_config(config):
+  """(generator, critic) from a gan_config.json dict (the kwargs of nets.gan.make_gan)."""
+  return gan_nets.make_gan(**config)
+
+
+def save_gan_config(run_dir, config):
+  files.write_json(os.path.join(run_dir, GAN_CONFIG), config)
+
+
+def restore_run(run_dir):
+  """(generator to sample from, critic) of a trained run directory: the EMA generator when the
+  run kept one."""
+  config_path = os.path.join(run_dir, GAN_CONFIG)
+  if not os.path.exists(config_path):
+    raise FileNotFoundError(f"{run_dir!r} is not a GAN run directory (no {GAN_CONFIG}).")
+  config = files.read_json(config_path)
+  generator, critic = build_from_config(config)
+  ckpt_dir = os.path.join(run_dir, "checkpoints")
+  latest = tf.train.latest_checkpoint(ckpt_dir)
+  if latest is None:
+    raise FileNotFoundError(f"{run_dir!r} has no checkpoint: train it first.")
+  keys = tf.train.load_checkpoint(latest).get_variable_to_shape_map()
+  trackables = {"generator": generator, "critic": critic}
+  if any(k.startswith("ema/") for k in keys):
+    trackables["ema"] = build_from_config(config)[0]
+  loop.TrainState(ckpt_dir, 0, **trackables).restore(partial=True)
+  return trackables.get("ema", generator), critic
+
+
+def load_pretrained(source):
+  """{'generator': {path: array}, 'critic': {path: array}} from a run directory or SavedModel."""
+  if os.path.exists(os.path.join(source, "saved_model.pb")):
+    loaded = tf.saved_model.load(source)
+    if not hasattr(loaded, "weights"):
+      raise ValueError(f"{source} is a SavedModel without lamp_tf's `weights` attribute: export "
+                       "it with lamp_tf, or pass the training run directory instead.")
+    return {net: {k: v.numpy() for k, v in ws.items()} for net, ws in loaded.weights.items()}
+  if not os.path.exists(os.path.join(source, GAN_CONFIG)):
+    raise FileNotFoundError(f"pretrained source {source!r}: neither a SavedModel nor a run "
+                            f"directory with {GAN_CONFIG} and checkpoints.")
+  generator, critic = restore_run(source)
+  return {"generator": named_weights_arrays(generator), "critic": named_weights_arrays(critic)}
+
+
+def _adapt(name, value, target_shape):
+  """A pretrained array reshaped for the target by a documented adaptation, or None."""
+  if name.endswith(("/gamma", "/beta")) and value.ndim == 2 and value.shape[0] == 1 \
+      and len(target_shape) == 2 and value.shape[1] == target_shape[1]:
+    return "copied the unconditional batch-norm row to every class", np.tile(
+        value, [target_shape[0], 1])
+  return None
+
+
+def transfer_weights(model, pretrained, reinit=()):
+  """Copies `pretrained` ({path: array}) into `model`; returns {path: what happened}."""
+  report = {}
+  for name, var in named_weights(model).items():
+    if any(name == r or name.startswith(r + "/") for r in reinit):
+      report[name] = "re-initialised (reinit)"
+      continue
+    if name not in pretrained:
+      report[name] = "initialised (not in the pretrained model)"
+      continue
+    value, shape = pretrained[name], tuple(var.shape)
+    if tuple(value.shape) == shape:
+      var.assign(value)
+      report[name] = "copied"
+      continue
+    adapted = _adapt(name, value, shape)
+    if adapted is not None:
+      report[name], value = adapted
+      var.assign(value)
+      continue
+    if name == "fc/kernel" and value.ndim == 2 and value.shape[1] == shape[1] \
+        and value.shape[0] < shape[0] and getattr(model, "conditioning", None) == "concat":
+      merged = var.numpy()
+      merged[:value.shape[0]] = value
+      var.assign(merged)
+      report[name] = "copied the z rows; label rows keep their random initialisation"
+      continue
+    raise ValueError(f"cannot transfer {model.name} variable {name!r}: pretrained shape "
+                     f"{tuple(value.shape)}, target shape {shape}. Use the same architecture "
+                     "and width, or list the layer in reinit.")
+  counts = {}
+  for what in report.values():
+    counts[what] = counts.get(what, 0) + 1
+  logging.info("transfer into %s: %s", model.name, counts)
+  return report
+
+
+def initialise(generator, critic, pretrained, config, reinit=()):
+  """Applies one of the four configurations ('none', 'critic', 'generator', 'both')."""
+  if config not in CONFIGS:
+    raise ValueError(f"transfer config {config!r}: choose one of {', '.join(CONFIGS)}.")
+  use_g, use_d = CONFIGS[config]
+  report = {}
+  if use_g:
+    report["generator"] = transfer_weights(generator, pretrained["generator"], reinit)
+  if use_d:
+    report["critic"] = transfer_weights(critic, pretrained["critic"], reinit)
+  return report
+
+
+def freeze_critic_layers(critic, k):
+  """FreezeD: the first k layers of the critic's trunk (convolutions or residual blocks) stop
+  training; returns their names."""
+  trunk = critic.trunk
+  if not 0 <= k <= len(trunk):
+    raise ValueError(f"--freeze_critic={k}: the critic has {len(trunk)} trunk layers.")
+  for layer in trunk[:k]:
+    layer.trainable = False
+  return [l.name for l in trunk[:k]]

@@ -1,0 +1,124 @@
+"""Feature extractors and classifiers for GAN evaluation.
+
+`DomainClassifier`: a small CNN trained by the project on a data set's real training images (at
+the GAN's resolution and value range [-1, 1]); its penultimate layer gives the features of
+"FID (classifier features)", its predictions the accuracy of generated samples. Its test
+accuracy is reported beside every score it produces. Trained once per (data set, resolution,
+channels, seed) and cached in `cache_dir`.
+
+`InceptionFeatures`: Inception-v3 pool features, from a weights file the user gives (nothing is
+downloaded).
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from lamp_tf.data import pipeline
+from lamp_tf.runtime import files
+
+
+def _classifier(image_shape, num_classes, width=16):
+  L = keras.layers
+  x = keras.Input(image_shape)
+  h = x
+  for i, w in enumerate([width, width * 2, width * 4]):
+    h = L.Conv2D(w, 3, padding="same", activation="relu", name=f"conv{i + 1}a")(h)
+    h = L.Conv2D(w, 3, padding="same", activation="relu", name=f"conv{i + 1}b")(h)
+    h = L.MaxPooling2D(2)(h)
+  h = L.GlobalAveragePooling2D()(h)
+  features = L.Dense(128, activation="relu", name="features")(h)
+  logits = L.Dense(num_classes, name="logits")(L.Dropout(0.3)(features))
+  return keras.Model(x, [logits, features], name="domain_classifier")
+
+
+class DomainClassifier:
+  """A classifier of real images of one domain; features for FID/KID and accuracy of samples."""
+
+  def __init__(self, model, test_accuracy):
+    self.model, self.test_accuracy = model, test_accuracy
+    self._fn = tf.function(lambda x: self.model(x, training=False))
+
+  @classmethod
+  def train_or_load(cls, cache_dir, train_x, train_y, test_x, test_y, num_classes, *, steps=2000,
+                    batch_size=64, seed=0):
+    """Loads the cached classifier from `cache_dir`, or trains it (images in [-1, 1])."""
+    model = _classifier(train_x.shape[1:], num_classes)
+    weights = os.path.join(cache_dir, "classifier.weights.h5")
+    info_path = os.path.join(cache_dir, "classifier.json")
+    if os.path.exists(weights) and os.path.exists(info_path):
+      model.load_weights(weights)
+      return cls(model, files.read_json(info_path)["test_accuracy"])
+    keras.utils.set_random_seed(seed)
+    opt = keras.optimizers.Adam(1e-3)
+
+    @tf.function
+    def step(x, y):
+      with tf.GradientTape() as tape:
+        logits, _ = model(x, training=True)
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+      opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                              model.trainable_variables))
+      return loss
+
+    batches = iter(pipeline.distribute_batches(tf.distribute.get_strategy(), (train_x, train_y),
+                                               batch_size, seed))
+    for i in range(steps):
+      loss = step(*next(batches))
+      if (i + 1) % 500 == 0:
+        logging.info("domain classifier: step %d/%d loss %.4f", i + 1, steps, float(loss))
+    clf = cls(model, 0.0)
+    clf.test_accuracy = float(np.mean(clf.predict(test_x) == test_y))
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = weights + f".{os.getpid()}.tmp.weights.h5"  # Keras wants the suffix
+    model.save_weights(tmp)
+    os.replace(tmp, weights)
+    files.write_json(info_path, {"test_accuracy": clf.test_accuracy, "steps": steps,
+                                 "train_images": len(train_x), "seed": seed})
+    logging.info("domain classifier test accuracy: %.4f", clf.test_accuracy)
+    return clf
+
+  def _batched(self, x, index):
+    out = [self._fn(tf.constant(x[i:i + 500]))[index].numpy() for i in range(0, len(x), 500)]
+    return np.concatenate(out)
+
+  def logits(self, x):
+    return self._batched(x, 0)
+
+  def features(self, x):
+    return self._batched(x, 1)
+
+  def predict(self, x):
+    return self.logits(x).argmax(axis=1)
+
+
+class InceptionFeatures:
+  """Inception-v3 average-pool features (2048-d) from a local weights file."""
+
+  def __init__(self, weights_path):
+    if not os.path.exists(weights_path):
+      raise FileNotFoundError(f"--inception_weights={weights_path} does not exist: give the path "
+                              "of Keras InceptionV3 'no top' weights (an .h5 file).")
+    self.model = keras.applications.InceptionV3(include_top=False, weights=weights_path,
+                                                pooling="avg", input_shape=(299, 299, 3))
+    self.test_accuracy = None
+
+  def features(self, x):
+    out = []
+    for i in range(0, len(x), 100):
+      b = tf.constant(x[i:i + 100])
+      if b.shape[-1] == 1:
+        b = tf.image.grayscale_to_rgb(b)
+      out.append(self.model(tf.image.resize(b, [299, 299]), training=False).numpy())
+    return np.concatenate(out)
+
+
+def describe(extractor):
+  """The label written beside a score made with `extractor`."""
+  if isinstance(extractor, InceptionFeatures):
+    return "FID (Inception-v3 features)"
+  return f"FID (classifier features; classifier test accuracy {extractor.test_accuracy:.4f})"
+

@@ -1,0 +1,285 @@
+"""GAN generators and critics.
+
+- `dcgan_generator` / `dcgan_critic`: MeRGAN's small 32x32 networks. G: Linear z -> 4x4x128,
+  BN + ReLU, three 5x5 stride-2 transposed convolutions 128 -> 64 -> 32 -> C, tanh. Critic:
+  three 5x5 stride-2 convolutions C -> 32 -> 64 -> 128 with LeakyReLU 0.2, no normalisation,
+  linear heads for the critic value and the AC-GAN classifier.
+- `resnet_generator` / `resnet_critic`: the WGAN-GP ResNets of Transferring GANs (Gulrajani et
+  al.): up-sampling residual blocks, BN in G, layer norm in the critic; width and resolution
+  (32 or 64, any power of two from 8) are parameters.
+
+Conditioning of G (`conditioning`): 'cbn' (conditional batch norm: per-class scale and shift),
+'concat' (one-hot label concatenated to z) or None (unconditional). Critics are conditioned the
+AC-GAN way, by the classifier head (`num_classes` outputs, none when unconditional).
+
+Every model takes and returns dicts-free tensors: G(z, label) -> image in [-1, 1]; D(image) ->
+(critic value [B], class logits [B, K] or None). Batch norm is `synchronized` so replicas of a
+MirroredStrategy share statistics. Repeated layers are attributes of their own (`deconv1`,
+`block2`, ...), never Python lists: Keras 3 does not checkpoint layers held in lists.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+CONDITIONINGS = ("cbn", "concat", None)
+L = keras.layers
+
+
+class ConditionalBatchNorm(L.Layer):
+  """Batch norm whose scale and shift are looked up per class (plain affine BN when
+  `num_classes` is None)."""
+
+  def __init__(self, num_classes=None, momentum=0.9, epsilon=1e-5, **kwargs):
+    super().__init__(**kwargs)
+    self.num_classes, self.momentum, self.epsilon = num_classes, momentum, epsilon
+
+  def build(self, input_shape):
+    channels = int(input_shape[-1])
+    self.bn = L.BatchNormalization(momentum=self.momentum, epsilon=self.epsilon, center=False,
+                                   scale=False, synchronized=True, name="bn")
+    self.bn.build(input_shape)
+    rows = self.num_classes or 1
+    self.gamma = self.add_weight(name="gamma", shape=(rows, channels), initializer="ones")
+    self.beta = self.add_weight(name="beta", shape=(rows, channels), initializer="zeros")
+
+  def call(self, x, labels=None, training=False):
+    x = self.bn(x, training=training)
+    idx = tf.zeros_like(labels) if self.num_classes is None or labels is None else labels
+    shape = [-1] + [1] * (len(x.shape) - 2) + [x.shape[-1]]
+    gamma = tf.reshape(tf.gather(self.gamma, idx), shape)
+    beta = tf.reshape(tf.gather(self.beta, idx), shape)
+    return x * gamma + beta
+
+  def get_config(self):
+    return {**super().get_config(), "num_classes": self.num_classes, "momentum": self.momentum,
+            "epsilon": self.epsilon}
+
+
+def _attach(owner, prefix, layers):
+  """Sets layers as attributes prefix1, prefix2, ... (checkpointable) and returns their names."""
+  names = []
+  for i, layer in enumerate(layers):
+    setattr(owner, f"{prefix}{i + 1}", layer)
+    names.append(f"{prefix}{i + 1}")
+  return tuple(names)
+
+
+class Generator(keras.Model):
+  """Base: handles conditioning of the input (concat) and passes labels to the blocks."""
+
+  def __init__(self, num_classes=None, conditioning="cbn", z_dim=128, channels=1, **kwargs):
+    super().__init__(**kwargs)
+    if conditioning not in CONDITIONINGS:
+      raise ValueError(f"conditioning must be one of {CONDITIONINGS}, not {conditioning!r}.")
+    if num_classes is None:
+      conditioning = None
+    self.num_classes, self.conditioning = num_classes, conditioning
+    self.z_dim, self.channels = z_dim, channels
+    self.bn_classes = num_classes if conditioning == "cbn" else None
+
+  def _input(self, z, labels):
+    if self.conditioning == "concat":
+      return tf.concat([z, tf.one_hot(labels, self.num_classes, dtype=z.dtype)], axis=1)
+    return z
+
+  def build_for_inputs(self):
+    """Creates every weight by one call on a dummy batch."""
+    self(tf.zeros([2, self.z_dim]), tf.zeros([2], tf.int64), training=False)
+    return self
+
+
+class DCGANGenerator(Generator):
+
+  def __init__(self, num_classes=None, conditioning="cbn", z_dim=128, channels=1, width=128,
+               resolution=32, **kwargs):
+    super().__init__(num_classes, conditioning, z_dim, channels, **kwargs)
+    if resolution != 32:
+      raise ValueError("the DCGAN generator is 32x32; use the ResNet for other resolutions.")
+    self.width = width
+    self.fc = L.Dense(4 * 4 * width, name="fc")
+    self.bn0 = ConditionalBatchNorm(self.bn_classes, name="bn0")
+    self.deconv1 = L.Conv2DTranspose(width // 2, 5, 2, padding="same", name="deconv1")
+    self.bn1 = ConditionalBatchNorm(self.bn_classes, name="bn1")
+    self.deconv2 = L.Conv2DTranspose(width // 4, 5, 2, padding="same", name="deconv2")
+    self.bn2 = ConditionalBatchNorm(self.bn_classes, name="bn2")
+    self.out = L.Conv2DTranspose(channels, 5, 2, padding="same", name="deconv3")
+
+  def call(self, z, labels, training=False):
+    h = tf.reshape(self.fc(self._input(z, labels)), [-1, 4, 4, self.width])
+    h = tf.nn.relu(self.bn0(h, labels, training=training))
+    h = tf.nn.relu(self.bn1(self.deconv1(h), labels, training=training))
+    h = tf.nn.relu(self.bn2(self.deconv2(h), labels, training=training))
+    return tf.tanh(self.out(h))
+
+
+class ResBlockUp(L.Layer):
+  """BN-ReLU-upsample-conv3x3-BN-ReLU-conv3x3 with an upsampled 1x1 shortcut."""
+
+  def __init__(self, filters, num_classes=None, **kwargs):
+    super().__init__(**kwargs)
+    self.bn1 = ConditionalBatchNorm(num_classes, name="bn1")
+    self.conv1 = L.Conv2D(filters, 3, padding="same", name="conv1")
+    self.bn2 = ConditionalBatchNorm(num_classes, name="bn2")
+    self.conv2 = L.Conv2D(filters, 3, padding="same", name="conv2")
+    self.shortcut = L.Conv2D(filters, 1, name="shortcut")
+
+  def call(self, x, labels=None, training=False):
+    up = lambda t: tf.repeat(tf.repeat(t, 2, axis=1), 2, axis=2)  # nearest-neighbour x2
+    h = self.conv1(up(tf.nn.relu(self.bn1(x, labels, training=training))))
+    h = self.conv2(tf.nn.relu(self.bn2(h, labels, training=training)))
+    return h + self.shortcut(up(x))
+
+
+class ResNetGenerator(Generator):
+
+  def __init__(self, num_classes=None, conditioning="cbn", z_dim=128, channels=3, width=64,
+               resolution=64, **kwargs):
+    super().__init__(num_classes, conditioning, z_dim, channels, **kwargs)
+    blocks = int(np.log2(resolution)) - 2
+    if 2 ** (blocks + 2) != resolution or blocks < 1:
+      raise ValueError(f"resolution must be a power of two >= 8, not {resolution}.")
+    self.width, self.resolution = width, resolution
+    mult = [min(8, 2 ** (blocks - 1 - i)) for i in range(blocks)]  # 64x64: 8, 4, 2, 1
+    self.start = mult[0]
+    self.fc = L.Dense(4 * 4 * self.start * width, name="fc")
+    self._blocks = _attach(self, "block", [ResBlockUp(m * width, self.bn_classes,
+                                                      name=f"block{i + 1}")
+                                           for i, m in enumerate(mult)])
+    self.bn = ConditionalBatchNorm(self.bn_classes, name="bn_out")
+    self.out = L.Conv2D(channels, 3, padding="same", name="conv_out")
+
+  def call(self, z, labels, training=False):
+    h = tf.reshape(self.fc(self._input(z, labels)), [-1, 4, 4, self.start * self.width])
+    for name in self._blocks:
+      h = getattr(self, name)(h, labels, training=training)
+    return tf.tanh(self.out(tf.nn.relu(self.bn(h, labels, training=training))))
+
+
+class Critic(keras.Model):
+  """Base: a trunk of layers (`trunk`, in order), a critic head and an optional AC-GAN
+  classifier head."""
+
+  def __init__(self, num_classes=None, **kwargs):
+    super().__init__(**kwargs)
+    self.num_classes = num_classes
+    self.flatten = L.Flatten()
+    self.value = L.Dense(1, name="critic_head")
+    self.classify = L.Dense(num_classes, name="class_head") if num_classes else None
+    self._trunk = ()
+
+  @property
+  def trunk(self):
+    return tuple(getattr(self, name) for name in self._trunk)
+
+  def features(self, x, training=False):
+    raise NotImplementedError
+
+  def call(self, x, training=False):
+    h = self.flatten(self.features(x, training=training))
+    logits = self.classify(h) if self.classify is not None else None
+    return self.value(h)[:, 0], logits
+
+  def build_for_inputs(self, image_shape):
+    self(tf.zeros([2, *image_shape]), training=False)
+    return self
+
+
+class DCGANCritic(Critic):
+
+  def __init__(self, num_classes=None, width=32, **kwargs):
+    super().__init__(num_classes, **kwargs)
+    self._trunk = _attach(self, "conv", [L.Conv2D(width * 2 ** i, 5, 2, padding="same",
+                                                  name=f"conv{i + 1}") for i in range(3)])
+
+  def features(self, x, training=False):
+    for conv in self.trunk:
+      x = tf.nn.leaky_relu(conv(x), 0.2)
+    return x
+
+
+class ResBlockDown(L.Layer):
+  """LN-ReLU-conv3x3-LN-ReLU-conv3x3-avgpool with an avgpooled 1x1 shortcut."""
+
+  def __init__(self, filters, first=False, **kwargs):
+    super().__init__(**kwargs)
+    self.first = first
+    self.ln1 = None if first else L.LayerNormalization(axis=[1, 2, 3], name="ln1")
+    self.conv1 = L.Conv2D(filters, 3, padding="same", name="conv1")
+    self.ln2 = L.LayerNormalization(axis=[1, 2, 3], name="ln2")
+    self.conv2 = L.Conv2D(filters, 3, padding="same", name="conv2")
+    self.shortcut = L.Conv2D(filters, 1, name="shortcut")
+
+  def call(self, x):
+    pool = lambda t: tf.nn.avg_pool2d(t, 2, 2, "VALID")
+    h = x if self.first else tf.nn.relu(self.ln1(x))
+    h = self.conv2(tf.nn.relu(self.ln2(self.conv1(h))))
+    return pool(h) + self.shortcut(pool(x))
+
+
+class ResNetCritic(Critic):
+
+  def __init__(self, num_classes=None, width=64, resolution=64, **kwargs):
+    super().__init__(num_classes, **kwargs)
+    blocks = int(np.log2(resolution)) - 2
+    mult = [min(8, 2 ** i) for i in range(blocks)]  # 64x64: 1, 2, 4, 8
+    self._trunk = _attach(self, "block", [ResBlockDown(m * width, first=(i == 0),
+                                                       name=f"block{i + 1}")
+                                          for i, m in enumerate(mult)])
+
+  def features(self, x, training=False):
+    for block in self.trunk:
+      x = block(x)
+    return tf.nn.relu(x)
+
+
+ARCHITECTURES = ("dcgan", "resnet")
+
+
+def make_gan(architecture, *, num_classes=None, conditioning="cbn", channels=1, resolution=32,
+             g_width=None, d_width=None, z_dim=128):
+  """(generator, critic), built. `num_classes` None: unconditional."""
+  if architecture == "dcgan":
+    g = DCGANGenerator(num_classes, conditioning, z_dim, channels, g_width or 128, resolution,
+                       name="generator")
+    d = DCGANCritic(num_classes, d_width or 32, name="critic")
+  elif architecture == "resnet":
+    g = ResNetGenerator(num_classes, conditioning, z_dim, channels, g_width or 64, resolution,
+                        name="generator")
+    d = ResNetCritic(num_classes, d_width or 64, resolution, name="critic")
+  else:
+    raise ValueError(f"--architecture={architecture!r}: choose one of {', '.join(ARCHITECTURES)}.")
+  g.build_for_inputs()
+  d.build_for_inputs((resolution, resolution, channels))
+  return g, d
+
+
+class EMA:
+  """An exponential moving average copy of a model's weights, for sampling. `reset` (on a
+  fresh run) copies the model into the shadow; a restored shadow is kept as it is."""
+
+  def __init__(self, model, shadow, decay=0.999):
+    self.model, self.shadow, self.decay = model, shadow, decay
+
+  def reset(self):
+    for s, w in zip(self.shadow.weights, self.model.weights):
+      s.assign(w)
+
+  def update(self):
+    """Traceable: shadow <- decay * shadow + (1 - decay) * weights (BN statistics copied)."""
+    for s, w in zip(self.shadow.weights, self.model.weights):
+      if s.trainable:
+        s.assign(self.decay * s + (1.0 - self.decay) * w)
+      else:
+        s.assign(w)
+
+
+def generate(generator, labels, seed, z_dim=128, batch=500):
+  """Images in [-1, 1] for `labels` (one per row); noise stateless from `seed` (an int)."""
+  labels = np.asarray(labels, np.int64)
+  out = []
+  for b, start in enumerate(range(0, len(labels), batch)):
+    y = tf.constant(labels[start:start + batch])
+    z = tf.random.stateless_normal([len(y), z_dim], seed=[seed, b])
+    out.append(generator(z, y, training=False).numpy())
+  return np.concatenate(out)

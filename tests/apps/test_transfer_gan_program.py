@@ -1,0 +1,92 @@
+"""lamp-tf-transfer-gan and lamp-tf-evaluate end to end on tiny budgets."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+TINY = ["--sources=fashion_mnist:0,1", "--sources=mnist5k", "--target=fashion_mnist:5,7",
+        "--configs=none,both", "--main_size=4", "--target_sizes=2,4", "--seeds=0", "--g_width=16", "--d_width=8",
+        "--pretrain_iterations=3", "--iterations=4", "--batch_size=8", "--n_critic=2",
+        "--eval_every=2", "--num_samples=40", "--iw_steps=5", "--classifier_steps=20",
+        "--checkpoint_every=2", "--log_every_secs=1000"]
+SERVE = """
+import sys, numpy as np, tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+out = m.signatures['generate'](z=tf.random.normal([6, 128]), label=tf.constant([0, 1] * 3,
+                                                                           tf.int64))['images']
+assert out.shape == (6, 32, 32, 1), out.shape
+assert float(tf.reduce_max(tf.abs(out))) <= 1.0
+assert sorted(m.weights.keys()) == ['critic', 'generator']
+assert not any(k.startswith('lamp_tf') for k in sys.modules)
+print('ok')
+"""
+
+
+def _run(module, args, timeout=900):
+  return subprocess.run([sys.executable, "-m", module] + args, cwd=REPO_ROOT, capture_output=True,
+                        text=True, timeout=timeout, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+  work = tmp_path_factory.mktemp("transfer_gan")
+  out = _run("lamp_tf.apps.transfer_gan", TINY + [f"--workdir={work}",
+                                                  f"--export_dir={work / 'export'}"])
+  assert out.returncode == 0, out.stderr[-4000:]
+  return work
+
+
+def test_records_tables_and_figures(workdir):
+  results = json.loads((workdir / "results.json").read_text())
+  runs = results["runs"]
+  assert {r["experiment"] for r in runs} == {"configs", "limited", "sources"}
+  assert [r["config"] for r in runs if r["experiment"] == "configs"] == ["none", "both"]
+  for r in runs:
+    assert {"source", "config", "target_size", "seed", "iterations", "fid", "kid", "iw",
+            "num_samples"} <= set(r)
+    assert r["num_samples"] == 40 and r["iterations"] == 4 and np.isfinite(r["fid"])
+    assert [it for it, _ in r["fid_curve"]] == [2, 4]
+  limited = {(r["config"], r["target_size"]) for r in runs if r["experiment"] == "limited"}
+  assert limited == {("none", 2), ("both", 2), ("none", 4), ("both", 4)}
+  assert {r["source"] for r in runs if r["experiment"] == "sources"} == {
+      "fashion_mnist:0,1", "mnist5k", "none"}
+  # Runs shared between experiments were trained once: same numbers.
+  both4 = [r["fid"] for r in runs if r["config"] == "both" and r["target_size"] == 4
+           and r["source"] == "fashion_mnist:0,1"]
+  assert len(both4) == 3 and len(set(both4)) == 1
+  report = (workdir / "REPORT.md").read_text()
+  for heading in ("What to transfer", "Limited data", "Source selection"):
+    assert heading in report
+  assert "G pretrained / D pretrained" in report and "FID (classifier features" in report
+  for fig in results["figures"]:
+    assert (workdir / fig).stat().st_size > 1000
+
+
+def test_export_serves_in_a_fresh_process_and_evaluates(workdir, tmp_path):
+  out = subprocess.run([sys.executable, "-c", SERVE, str(workdir / "export")],
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+  out = _run("lamp_tf.apps.evaluate", [f"--generator={workdir / 'export'}",
+                                       "--dataset=fashion_mnist:5,7", "--num_samples=40",
+                                       "--iw_steps=5", "--classifier_steps=20",
+                                       f"--workdir={tmp_path}"])
+  assert out.returncode == 0, out.stderr[-3000:]
+  record = json.loads((tmp_path / "results.json").read_text())["runs"][0]
+  assert record["num_samples"] == 40 and len(record["sample_accuracy_per_class"]) == 2
+  assert np.isfinite(record["fid"]) and np.isfinite(record["iw"])
+  assert "classifier test accuracy" in record["features"]
+
+
+def test_bad_flags(tmp_path):
+  out = _run("lamp_tf.apps.transfer_gan", TINY + ["--experiments=everything",
+                                                  f"--workdir={tmp_path}"], timeout=120)
+  assert out.returncode != 0 and "--experiments: unknown ['everything']" in out.stderr
+  out = _run("lamp_tf.apps.evaluate", [f"--generator={tmp_path}", f"--workdir={tmp_path}"],
+             timeout=120)
+  assert out.returncode != 0 and "not a SavedModel directory" in out.stderr

@@ -1,0 +1,129 @@
+"""GAN networks, WGAN-GP losses and the compiled train step."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lamp_tf.data import pipeline
+from lamp_tf.gan import losses, train
+from lamp_tf.nets import gan as gan_nets
+from lamp_tf.runtime import strategy as strategy_lib
+
+
+@pytest.mark.parametrize("arch,res,ch,cond", [("dcgan", 32, 1, "cbn"), ("dcgan", 32, 3, "concat"),
+                                              ("resnet", 32, 3, "cbn"), ("resnet", 64, 3, None),
+                                              ("resnet", 16, 1, "concat")])
+def test_shapes_and_ranges(arch, res, ch, cond):
+  num_classes = None if cond is None else 10
+  g, d = gan_nets.make_gan(arch, num_classes=num_classes, conditioning=cond, channels=ch,
+                           resolution=res, g_width=16, d_width=8)
+  x = g(tf.random.normal([3, 128]), tf.constant([0, 4, 9], tf.int64), training=False)
+  assert x.shape == (3, res, res, ch)
+  assert float(tf.reduce_max(tf.abs(x))) <= 1.0
+  value, logits = d(x)
+  assert value.shape == (3,)
+  assert (logits is None) == (num_classes is None)
+
+
+def test_conditioning_changes_the_output_and_cbn_has_per_class_parameters():
+  g, _ = gan_nets.make_gan("dcgan", num_classes=10, conditioning="cbn", g_width=16)
+  bn = g.get_layer("bn0")
+  assert bn.gamma.shape == (10, 16) and bn.beta.shape == (10, 16)
+  bn.gamma.assign(np.random.default_rng(0).random([10, 16]) + 0.5)
+  z = tf.random.normal([2, 128])
+  a = g(z, tf.constant([1, 1], tf.int64), training=False)
+  b = g(z, tf.constant([2, 2], tf.int64), training=False)
+  assert float(tf.reduce_max(tf.abs(a - b))) > 1e-3
+  unconditional, _ = gan_nets.make_gan("dcgan", g_width=16)
+  assert unconditional.get_layer("bn0").gamma.shape == (1, 16)
+
+
+def test_gradient_penalty_of_a_linear_critic():
+  class Linear(keras.Model):
+    def __init__(self, w):
+      super().__init__()
+      self.w = tf.constant(w, tf.float32)
+
+    def call(self, x, training=False):
+      return tf.reduce_sum(tf.reshape(x, [tf.shape(x)[0], -1]) * self.w, axis=1), None
+
+  w = np.array([3.0, 4.0, 0.0, 0.0])  # gradient norm 5 everywhere
+  gp = losses.gradient_penalty(Linear(w), tf.ones([2, 2, 2, 1]), tf.zeros([2, 2, 2, 1]),
+                               tf.constant([0.3, 0.9]))
+  np.testing.assert_allclose(gp.numpy(), [16.0, 16.0], rtol=1e-5)
+
+
+def test_classification_loss_is_zero_without_a_head():
+  np.testing.assert_array_equal(losses.classification(None, tf.constant([1, 2])).numpy(), [0, 0])
+
+
+def _train(strategy, steps=3, n_critic=2, batch=8, ema_decay=None, sgd=False):
+  keras.utils.set_random_seed(0)
+  with strategy.scope():
+    g, d = gan_nets.make_gan("dcgan", num_classes=3, g_width=16, d_width=8)
+    if sgd:
+      g_opt, d_opt = keras.optimizers.SGD(1e-2), keras.optimizers.SGD(1e-2)
+    else:
+      g_opt = keras.optimizers.Adam(1e-3, beta_1=0.0, beta_2=0.9)
+      d_opt = keras.optimizers.Adam(1e-3, beta_1=0.0, beta_2=0.9)
+    ema = None
+    if ema_decay:
+      shadow, _ = gan_nets.make_gan("dcgan", num_classes=3, g_width=16, d_width=8)
+      ema = gan_nets.EMA(g, shadow, ema_decay)
+      ema.reset()
+  strategy_lib.build_optimizer(strategy, g_opt, g.trainable_variables)
+  strategy_lib.build_optimizer(strategy, d_opt, d.trainable_variables)
+  rng = np.random.default_rng(0)
+  images = rng.uniform(-1, 1, [64, 32, 32, 1]).astype(np.float32)
+  labels = rng.integers(0, 3, 64)
+  batches = iter(pipeline.distribute_batches(strategy, (images, labels), batch, seed=1,
+                                             group=n_critic))
+  step = strategy_lib.distributed_step(strategy, train.make_replica_step(
+      g, d, g_opt, d_opt, train.GANConfig(n_critic=n_critic), ema=ema))
+  out = None
+  for s in range(steps):
+    out = step(next(batches), tf.constant([5, s], tf.int64))
+  return g, d, g_opt, d_opt, out, ema
+
+
+def test_one_call_runs_n_critic_updates_and_one_generator_update():
+  g, d, g_opt, d_opt, out, _ = _train(tf.distribute.get_strategy(), steps=3, n_critic=2)
+  assert int(d_opt.iterations) == 6 and int(g_opt.iterations) == 3
+  assert {"d_loss", "g_loss", "wasserstein", "gp", "ac_real"} <= set(out)
+  assert all(np.isfinite(float(v)) for v in out.values())
+
+
+def test_two_replicas_match_one_device():
+  # SGD: Adam divides by sqrt(v), which turns float rounding on near-zero gradients (biases
+  # just before a batch norm) into full-size updates; SGD shows the step itself is identical.
+  g1, d1, *_ = _train(tf.distribute.get_strategy(), sgd=True)
+  g2, d2, *_ = _train(strategy_lib.make_strategy("mirrored"), sgd=True)
+  for a, b in zip(g1.get_weights() + d1.get_weights(), g2.get_weights() + d2.get_weights()):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  assert np.abs(g1.get_layer("fc").kernel.numpy() - _train(tf.distribute.get_strategy(), steps=0,
+                                                            sgd=True)[0].get_layer("fc").kernel
+                .numpy()).max() > 1e-5  # and it trained
+
+
+def test_ema_tracks_the_generator():
+  g, _, _, _, _, ema = _train(tf.distribute.get_strategy(), steps=2, ema_decay=0.5)
+  k = g.get_layer("fc").kernel.numpy()
+  s = ema.shadow.get_layer("fc").kernel.numpy()
+  assert not np.allclose(s, k)  # lags behind...
+  assert np.abs(s - k).max() < np.abs(k).max()  # ...but follows
+
+
+def test_grouped_batches_give_each_replica_its_share_of_every_sub_batch():
+  x = np.arange(48, dtype=np.float32)
+  one = next(iter(pipeline.distribute_batches(tf.distribute.get_strategy(), x, 8, 2, group=3)))
+  assert one.shape == (3, 8)
+  expected = np.stack([b.numpy() for b in pipeline.index_batches(48, 8, 2).take(3)])
+  np.testing.assert_array_equal(one.numpy(), expected.astype(np.float32))
+  # Groups may span epochs: 3 x 8 from 10 examples works, each batch within one epoch.
+  small = iter(pipeline.distribute_batches(tf.distribute.get_strategy(), x[:10], 8, 2, group=3))
+  assert next(small).shape == (3, 8)
+  mirrored = strategy_lib.make_strategy("mirrored")
+  two = next(iter(pipeline.distribute_batches(mirrored, x, 8, 2, group=3)))
+  parts = [p.numpy() for p in mirrored.experimental_local_results(two)]
+  np.testing.assert_array_equal(np.concatenate(parts, axis=1), one.numpy())

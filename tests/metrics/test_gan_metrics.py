@@ -1,0 +1,52 @@
+"""FID against the closed form, KID against a direct computation, IW's sign and ordering."""
+
+import numpy as np
+import pytest
+
+from lamp_tf.metrics import fid, iw
+
+
+def test_frechet_distance_closed_form_for_commuting_covariances():
+  rng = np.random.default_rng(0)
+  q, _ = np.linalg.qr(rng.normal(size=[4, 4]))
+  d1, d2 = np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.5, 1.0, 4.0, 9.0])
+  s1, s2 = q @ np.diag(d1) @ q.T, q @ np.diag(d2) @ q.T  # same eigenvectors
+  m1, m2 = np.zeros(4), np.array([1.0, -2.0, 0.0, 3.0])
+  expected = np.sum((m1 - m2) ** 2) + np.sum(d1 + d2 - 2 * np.sqrt(d1 * d2))
+  assert fid.frechet_distance(m1, s1, m2, s2) == pytest.approx(expected, rel=1e-9)
+  assert fid.frechet_distance(m1, s1, m1, s1) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_fid_of_samples_approaches_the_closed_form():
+  rng = np.random.default_rng(1)
+  a = rng.normal(0.0, 1.0, [20000, 3])
+  b = rng.normal([1.0, 0.0, 0.0], 2.0, [20000, 3])
+  expected = 1.0 + 3 * (1 + 4 - 2 * 2)
+  assert fid.fid(a, b) == pytest.approx(expected, rel=0.05)
+
+
+def test_kid_matches_a_direct_computation():
+  rng = np.random.default_rng(2)
+  x, y = rng.normal(size=[30, 5]), rng.normal(0.5, 1.0, size=[30, 5])
+
+  def k(u, v):
+    return (u @ v / 5 + 1.0) ** 3
+
+  m, n = len(x), len(y)
+  xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+  yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+  xy = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+  assert fid.mmd2_unbiased(x, y) == pytest.approx(xx + yy - 2 * xy, rel=1e-10)
+  mean, std = fid.kid(x, y, subsets=1, subset_size=100)
+  assert mean == pytest.approx(xx + yy - 2 * xy, rel=1e-10) and std == 0.0
+
+
+def test_iw_is_near_zero_for_the_same_distribution_and_negative_for_a_different_one():
+  rng = np.random.default_rng(3)
+  real = np.clip(rng.normal(0.0, 0.3, [400, 16, 16, 1]), -1, 1).astype(np.float32)
+  same = np.clip(rng.normal(0.0, 0.3, [400, 16, 16, 1]), -1, 1).astype(np.float32)
+  other = np.clip(rng.normal(0.5, 0.3, [400, 16, 16, 1]), -1, 1).astype(np.float32)
+  close = iw.independent_wasserstein(real, same, steps=150, width=8)
+  far = iw.independent_wasserstein(real, other, steps=150, width=8)
+  assert far < close - 1.0
+  assert abs(close) < 0.5 * abs(far)
