@@ -42,6 +42,7 @@ setup(
             "lamp-tf-rewc=lamp_tf.apps.rewc:run",
             "lamp-tf-transfer-gan=lamp_tf.apps.transfer_gan:run",
             "lamp-tf-evaluate=lamp_tf.apps.evaluate:run",
+            "lamp-tf-mergan=lamp_tf.apps.mergan:run",
         ],
     },
 )

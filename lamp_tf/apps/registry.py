@@ -21,4 +21,8 @@ EXPERIMENTS = (
         "quick": ["transfer_gan_quick.cfg"],
         "paper": ["transfer_gan_fashion.cfg"],
     }),
+    Experiment("MeRGAN", "lamp_tf.apps.mergan", {
+        "quick": ["mergan_mnist_quick.cfg"],
+        "paper": ["mergan_mnist_5tasks.cfg", "mergan_fashion_5tasks.cfg"],
+    }),
 )

@@ -21,14 +21,13 @@ import dataclasses
 import os
 
 import numpy as np
-import tensorflow as tf
 from absl import app, flags, logging
 
 from lamp_tf.data import gan_data
 from lamp_tf.gan import training, transfer
 from lamp_tf.metrics import features as features_lib, gan_eval
 from lamp_tf.nets import gan as gan_nets
-from lamp_tf.runtime import export, figures, flags as runtime_flags, results
+from lamp_tf.runtime import figures, flags as runtime_flags, results
 
 FLAGS = flags.FLAGS
 PROGRAM = "lamp-tf-transfer-gan"
@@ -254,22 +253,6 @@ def sample_grid(generator, num_classes, seed, per_class=8):
   return grid
 
 
-def export_generator(generator, critic, export_dir, z_dim=128):
-  spec = [tf.TensorSpec([None, z_dim], tf.float32, name="z"),
-          tf.TensorSpec([None], tf.int64, name="label")]
-
-  @tf.function(input_signature=spec)
-  def generate(z, label):
-    return {"images": generator(z, label, training=False)}
-
-  # Variables by name, not the Keras models: a subclassed Keras model attached to the module
-  # would try to trace a default signature of its own.
-  weights = {"generator": transfer.named_weights(generator),
-             "critic": transfer.named_weights(critic)}
-  export.export_saved_model(export_dir, {"generate": generate}, {"weights": weights})
-  return export_dir
-
-
 def _best(records):
   return min(records, key=lambda r: r["fid"])
 
@@ -285,7 +268,7 @@ def main(argv):
       raise app.UsageError(f"--export_only: {path} is missing; train first.")
     best = _best(results.files.read_json(path)["runs"])
     generator, critic = transfer.restore_run(os.path.join(FLAGS.workdir, "runs", best["run"]))
-    export_generator(generator, critic, FLAGS.export_dir)
+    transfer.export_generator(generator, critic, FLAGS.export_dir)
     return
   target_train, target_test = load(FLAGS.target, "train"), load(FLAGS.target, "test")
   evaluator = make_evaluator(target_test, target_train)
@@ -354,7 +337,7 @@ def main(argv):
   results.write_report(FLAGS.workdir, "Transferring GANs", sections)
   best = _best(records)
   generator, critic = transfer.restore_run(os.path.join(FLAGS.workdir, "runs", best["run"]))
-  export_generator(generator, critic, FLAGS.export_dir)
+  transfer.export_generator(generator, critic, FLAGS.export_dir)
   logging.info("exported %s (FID %.2f) to %s", best["run"], best["fid"], FLAGS.export_dir)
 
 

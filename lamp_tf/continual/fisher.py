@@ -194,3 +194,25 @@ def diagonal_energy(gradients):
   gram = g @ g.T
   total = np.sum(gram * gram)
   return float(np.sum(diag * diag) / total) if total > 0 else float("nan")
+
+
+def diagonal_fisher_from_losses(per_example_loss, variables, batches):
+  """E_i[(d loss_i / d theta)^2] for any per-example loss (e.g. a generator's, see MeRGAN's
+  EWC): `per_example_loss(batch) -> [B]`, exact per-example gradients by a vectorised Jacobian,
+  averaged over all examples of `batches` (an iterable of batches). NumPy float32 arrays."""
+
+  @tf.function
+  def squared_sums(batch):
+    with tf.GradientTape() as tape:
+      losses = per_example_loss(batch)
+    jac = tape.jacobian(losses, variables, experimental_use_pfor=True)
+    return [tf.reduce_sum(tf.square(j), axis=0) for j in jac], tf.shape(losses)[0]
+
+  sums = [np.zeros(v.shape, np.float64) for v in variables]
+  n = 0
+  for batch in batches:
+    grads, count = squared_sums(batch)
+    for s, g in zip(sums, grads):
+      s += g.numpy()
+    n += int(count)
+  return [(s / max(n, 1)).astype(np.float32) for s in sums]

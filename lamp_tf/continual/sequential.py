@@ -172,13 +172,6 @@ def fisher_energy(model, images, labels, mask, seed):
   return out
 
 
-def reset_optimizer(optimizer):
-  """Zeroes the optimiser's step counter and slots (moments), keeping its learning rate."""
-  for v in optimizer.variables:
-    if not v.path.endswith("learning_rate"):
-      v.assign(tf.zeros_like(v))
-
-
 def task_loss(logits, labels, classes, kind):
   """Per-example loss over the logits of `classes` only (sigmoid: mean over those classes)."""
   classes = tf.constant(classes, tf.int64)
@@ -307,7 +300,7 @@ def run(rt, cfg, data, run_dir, first_task):
         _end_of_task(cfg, data, t - 1, model, penalty, writer, energies)
         if rt.is_chief:
           files.write_json(energy_path, energies)
-      reset_optimizer(optimizer)
+      strategy_lib.reset_optimizer(optimizer)
       task_started.assign(True)
       state.save()
     batches, _ = _task_batches(rt, cfg, data, t, int(state.step) - steps_before)

@@ -11,8 +11,9 @@ sub-batch's labels.
 Hooks let MeRGAN use the same step:
 - `replay(images, labels, seed) -> (images, labels)`: joint training with replay; the returned
   union (real + replayed) is what the critic sees and whose labels the generator samples.
-- `extra_generator_loss(z, labels) -> per-example loss` added to the generator's (replay
-  alignment, EWC is added through `generator_penalty() -> scalar`).
+- `generator_extra(seed) -> {name: scalar}`: terms added to the generator's loss (replay
+  alignment, an EWC penalty); each value is this replica's share, so the sum over replicas is
+  the term.
 """
 
 import dataclasses
@@ -36,7 +37,7 @@ def _fold(seed, k):
 
 
 def make_replica_step(generator, critic, g_opt, d_opt, cfg, ema=None, replay=None,
-                      extra_generator_loss=None, generator_penalty=None):
+                      generator_extra=None):
   """A replica function (batch, seed) -> {name: global-mean value} implementing the step."""
 
   def shared(sampler, seed, local_n, shape=()):
@@ -70,21 +71,14 @@ def make_replica_step(generator, critic, g_opt, d_opt, cfg, ema=None, replay=Non
       fake = generator(z, labels, training=True)
       value, logits = critic(fake, training=True)
       per_example = -value + cfg.ac_weight * losses.classification(logits, labels)
-      extra = extra_generator_loss(z, labels) if extra_generator_loss else tf.zeros_like(value)
-      loss = tf.reduce_sum(per_example + extra) / total
-      penalty = generator_penalty() if generator_penalty else tf.constant(0.0)
-      replicas = tf.cast(tf.distribute.get_replica_context().num_replicas_in_sync, tf.float32)
-      loss += penalty / replicas
-    grads = tape.gradient(loss, generator.trainable_variables)
+      loss = tf.reduce_sum(per_example) / total
+      extra = generator_extra(_fold(seed, 7)) if generator_extra else {}
+      total_loss = loss + tf.add_n(list(extra.values())) if extra else loss
+    grads = tape.gradient(total_loss, generator.trainable_variables)
     g_opt.apply_gradients(zip(grads, generator.trainable_variables))
     if ema is not None:
       ema.update()
-    out = {"g_loss": loss}
-    if extra_generator_loss is not None:
-      out["g_extra"] = tf.reduce_sum(extra) / total
-    if generator_penalty is not None:
-      out["g_penalty"] = penalty / replicas
-    return out
+    return {"g_loss": loss, **{f"g_{k}": v for k, v in extra.items()}}
 
   def critic_step(images, labels, seed, k):
     real, lab = images[k], labels[k]

@@ -27,7 +27,7 @@ import tensorflow as tf
 from absl import logging
 
 from lamp_tf.nets import gan as gan_nets
-from lamp_tf.runtime import files, loop
+from lamp_tf.runtime import export, files, loop
 
 CONFIGS = {"none": (False, False), "critic": (False, True), "generator": (True, False),
            "both": (True, True)}  # config -> (pretrained generator, pretrained critic)
@@ -162,3 +162,19 @@ def freeze_critic_layers(critic, k):
   for layer in trunk[:k]:
     layer.trainable = False
   return [l.name for l in trunk[:k]]
+
+
+def export_generator(generator, critic, export_dir):
+  """SavedModel with `generate(z [N, z_dim] float32, label [N] int64) -> {"images"}` and both
+  networks' weights by name in its `weights` attribute (so it can be a transfer source)."""
+  spec = [tf.TensorSpec([None, generator.z_dim], tf.float32, name="z"),
+          tf.TensorSpec([None], tf.int64, name="label")]
+
+  @tf.function(input_signature=spec)
+  def generate(z, label):
+    return {"images": generator(z, label, training=False)}
+
+  # Variables by name, not the Keras models: a subclassed Keras model attached to the module
+  # would try to trace a default signature of its own.
+  weights = {"generator": named_weights(generator), "critic": named_weights(critic)}
+  return export.export_saved_model(export_dir, {"generate": generate}, {"weights": weights})

@@ -21,7 +21,8 @@ from lamp_tf.data import pipeline
 from lamp_tf.runtime import files
 
 
-def _classifier(image_shape, num_classes, width=16):
+def classifier_model(image_shape, num_classes, width=16):
+  """A small CNN: outputs [logits, 128-d features]."""
   L = keras.layers
   x = keras.Input(image_shape)
   h = x
@@ -45,13 +46,29 @@ class DomainClassifier:
   @classmethod
   def train_or_load(cls, cache_dir, train_x, train_y, test_x, test_y, num_classes, *, steps=2000,
                     batch_size=64, seed=0):
-    """Loads the cached classifier from `cache_dir`, or trains it (images in [-1, 1])."""
-    model = _classifier(train_x.shape[1:], num_classes)
+    """Loads the cached classifier from `cache_dir`, or trains and caches it."""
     weights = os.path.join(cache_dir, "classifier.weights.h5")
     info_path = os.path.join(cache_dir, "classifier.json")
     if os.path.exists(weights) and os.path.exists(info_path):
+      model = classifier_model(train_x.shape[1:], num_classes)
       model.load_weights(weights)
       return cls(model, files.read_json(info_path)["test_accuracy"])
+    clf = cls.train(train_x, train_y, test_x, test_y, num_classes, steps=steps,
+                    batch_size=batch_size, seed=seed)
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = weights + f".{os.getpid()}.tmp.weights.h5"  # Keras wants the suffix
+    clf.model.save_weights(tmp)
+    os.replace(tmp, weights)
+    files.write_json(info_path, {"test_accuracy": clf.test_accuracy, "steps": steps,
+                                 "train_images": len(train_x), "seed": seed})
+    logging.info("domain classifier test accuracy: %.4f", clf.test_accuracy)
+    return clf
+
+  @classmethod
+  def train(cls, train_x, train_y, test_x, test_y, num_classes, *, steps=2000, batch_size=64,
+            seed=0, test_mask=None):
+    """Trains a classifier (images in [-1, 1]); test accuracy with argmax over `test_mask`."""
+    model = classifier_model(train_x.shape[1:], num_classes)
     keras.utils.set_random_seed(seed)
     opt = keras.optimizers.Adam(1e-3)
 
@@ -71,14 +88,7 @@ class DomainClassifier:
       if (i + 1) % 500 == 0:
         logging.info("domain classifier: step %d/%d loss %.4f", i + 1, steps, float(loss))
     clf = cls(model, 0.0)
-    clf.test_accuracy = float(np.mean(clf.predict(test_x) == test_y))
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = weights + f".{os.getpid()}.tmp.weights.h5"  # Keras wants the suffix
-    model.save_weights(tmp)
-    os.replace(tmp, weights)
-    files.write_json(info_path, {"test_accuracy": clf.test_accuracy, "steps": steps,
-                                 "train_images": len(train_x), "seed": seed})
-    logging.info("domain classifier test accuracy: %.4f", clf.test_accuracy)
+    clf.test_accuracy = float(np.mean(clf.predict(test_x, test_mask) == test_y))
     return clf
 
   def _batched(self, x, index):
@@ -91,8 +101,12 @@ class DomainClassifier:
   def features(self, x):
     return self._batched(x, 1)
 
-  def predict(self, x):
-    return self.logits(x).argmax(axis=1)
+  def predict(self, x, mask=None):
+    """Class indices; `mask` (boolean [num_classes]) restricts the argmax."""
+    logits = self.logits(x)
+    if mask is not None:
+      logits = np.where(np.asarray(mask)[None], logits, -np.inf)
+    return logits.argmax(axis=1)
 
 
 class InceptionFeatures:

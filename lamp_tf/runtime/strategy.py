@@ -80,6 +80,13 @@ def build_optimizer(strategy, optimizer, variables):
   return optimizer
 
 
+def reset_optimizer(optimizer):
+  """Zeroes a Keras optimiser's step counter and slots (moments), keeping its learning rate."""
+  for v in optimizer.variables:
+    if not v.path.endswith("learning_rate"):
+      v.assign(tf.zeros_like(v))
+
+
 def replica_share(global_tensor):
   """This replica's rows of a tensor computed for the whole global batch (e.g. stateless noise)."""
   ctx = tf.distribute.get_replica_context()

@@ -92,10 +92,9 @@ def trained_run(tmp_path_factory):
 
 
 def test_run_directory_and_saved_model_sources_agree(trained_run, tmp_path):
-  from lamp_tf.apps import transfer_gan  # the exporter of the GAN programs
   work, run = trained_run
   from_run = transfer.load_pretrained(str(work / "run"))
-  transfer_gan.export_generator(run.generator, run.critic, str(tmp_path / "sm"))
+  transfer.export_generator(run.generator, run.critic, str(tmp_path / "sm"))
   from_saved = transfer.load_pretrained(str(tmp_path / "sm"))
   assert set(from_run) == set(from_saved) == {"generator", "critic"}
   for net in from_run:
