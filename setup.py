@@ -43,6 +43,7 @@ setup(
             "lamp-tf-transfer-gan=lamp_tf.apps.transfer_gan:run",
             "lamp-tf-evaluate=lamp_tf.apps.evaluate:run",
             "lamp-tf-mergan=lamp_tf.apps.mergan:run",
+            "lamp-tf-mixmatch=lamp_tf.apps.mixmatch:run",
         ],
     },
 )

@@ -25,4 +25,8 @@ EXPERIMENTS = (
         "quick": ["mergan_mnist_quick.cfg"],
         "paper": ["mergan_mnist_5tasks.cfg", "mergan_fashion_5tasks.cfg"],
     }),
+    Experiment("Mix-and-match networks", "lamp_tf.apps.mixmatch", {
+        "quick": ["mixmatch_quick.cfg"],
+        "paper": ["mixmatch_scenes.cfg"],
+    }),
 )

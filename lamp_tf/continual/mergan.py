@@ -285,6 +285,9 @@ def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z):
       state.save()
     classes = seen if cfg.method == "jt" else list(tasks[t])
     idx = np.flatnonzero(np.isin(labels, classes))
+    if not len(idx):
+      raise ValueError(f"task {t + 1} (classes {list(tasks[t])}) has no training images: check "
+                       "--tasks against the data set's classes.")
     replay = generator_extra = None
     if t > 0 and cfg.method in ("jtr", "dgr"):
       replay = Replayer(nets.prev_generator, old, z_dim, conditional=cfg.method == "jtr")

@@ -22,6 +22,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from lamp_tf.nets.common import attach
+
 CONDITIONINGS = ("cbn", "concat", None)
 L = keras.layers
 
@@ -54,15 +56,6 @@ class ConditionalBatchNorm(L.Layer):
   def get_config(self):
     return {**super().get_config(), "num_classes": self.num_classes, "momentum": self.momentum,
             "epsilon": self.epsilon}
-
-
-def _attach(owner, prefix, layers):
-  """Sets layers as attributes prefix1, prefix2, ... (checkpointable) and returns their names."""
-  names = []
-  for i, layer in enumerate(layers):
-    setattr(owner, f"{prefix}{i + 1}", layer)
-    names.append(f"{prefix}{i + 1}")
-  return tuple(names)
 
 
 class Generator(keras.Model):
@@ -143,7 +136,7 @@ class ResNetGenerator(Generator):
     mult = [min(8, 2 ** (blocks - 1 - i)) for i in range(blocks)]  # 64x64: 8, 4, 2, 1
     self.start = mult[0]
     self.fc = L.Dense(4 * 4 * self.start * width, name="fc")
-    self._blocks = _attach(self, "block", [ResBlockUp(m * width, self.bn_classes,
+    self._blocks = attach(self, "block", [ResBlockUp(m * width, self.bn_classes,
                                                       name=f"block{i + 1}")
                                            for i, m in enumerate(mult)])
     self.bn = ConditionalBatchNorm(self.bn_classes, name="bn_out")
@@ -189,7 +182,7 @@ class DCGANCritic(Critic):
 
   def __init__(self, num_classes=None, width=32, **kwargs):
     super().__init__(num_classes, **kwargs)
-    self._trunk = _attach(self, "conv", [L.Conv2D(width * 2 ** i, 5, 2, padding="same",
+    self._trunk = attach(self, "conv", [L.Conv2D(width * 2 ** i, 5, 2, padding="same",
                                                   name=f"conv{i + 1}") for i in range(3)])
 
   def features(self, x, training=False):
@@ -223,7 +216,7 @@ class ResNetCritic(Critic):
     super().__init__(num_classes, **kwargs)
     blocks = int(np.log2(resolution)) - 2
     mult = [min(8, 2 ** i) for i in range(blocks)]  # 64x64: 1, 2, 4, 8
-    self._trunk = _attach(self, "block", [ResBlockDown(m * width, first=(i == 0),
+    self._trunk = attach(self, "block", [ResBlockDown(m * width, first=(i == 0),
                                                        name=f"block{i + 1}")
                                           for i, m in enumerate(mult)])
 

@@ -1,0 +1,179 @@
+"""Many-to-many recolouring with mix-and-match: one encoder and one decoder per colour.
+
+11 encoders + 11 decoders translate between any two of the 11 colours through a shared latent;
+CycleGAN would need a generator pair per colour pair (55 pairs, 110 generators). The weights of
+the 11 encoders (and of the 11 decoders) are stored stacked on a leading domain axis and
+selected by index, so one compiled step serves every domain pair; no weight is shared between
+domains.
+
+Training is unpaired, on pairs with one anchor colour (star topology: anchor <-> each other
+colour): autoencoding, translation a -> b judged by a multi-head LSGAN PatchGAN (one head per
+colour), cycle consistency a -> b -> a (weight 10) and latent consistency. Pairs without the
+anchor are never trained together: translating between them is zero-pair.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lamp_tf.data import colours
+from lamp_tf.nets.common import attach
+
+L = keras.layers
+
+
+class DomainConv(L.Layer):
+  """A (transposed) convolution with one kernel and bias per domain, chosen by index."""
+
+  def __init__(self, domains, filters, kernel, strides=1, transpose=False, **kwargs):
+    super().__init__(**kwargs)
+    self.domains, self.filters, self.kernel_size = domains, filters, kernel
+    self.strides, self.transpose = strides, transpose
+
+  def build(self, input_shape):
+    c_in = int(input_shape[-1])
+    shape = ((self.kernel_size, self.kernel_size, self.filters, c_in) if self.transpose else
+             (self.kernel_size, self.kernel_size, c_in, self.filters))
+    self.kernel = self.add_weight(name="kernel", shape=(self.domains, *shape),
+                                  initializer="glorot_uniform")
+    self.bias = self.add_weight(name="bias", shape=(self.domains, self.filters),
+                                initializer="zeros")
+
+  def call(self, x, domain):
+    k, b = tf.gather(self.kernel, domain), tf.gather(self.bias, domain)
+    if self.transpose:
+      n, h, w = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+      out = tf.nn.conv2d_transpose(x, k, [n, h * self.strides, w * self.strides, self.filters],
+                                   self.strides, "SAME")
+    else:
+      out = tf.nn.conv2d(x, k, self.strides, "SAME")
+    return out + b
+
+
+def _norm(x):
+  """Instance normalisation without parameters."""
+  mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+  return (x - mean) * tf.math.rsqrt(var + 1e-5)
+
+
+class DomainEncoders(keras.Model):
+  """11 encoders: 32x32x3 -> 8x8xwidth latent."""
+
+  def __init__(self, domains=len(colours.NAMES), width=64, **kwargs):
+    super().__init__(**kwargs)
+    self._convs = attach(self, "conv", [DomainConv(domains, width // 2, 4, 2),
+                                        DomainConv(domains, width, 4, 2),
+                                        DomainConv(domains, width, 3, 1)])
+
+  def call(self, x, domain):
+    for i, name in enumerate(self._convs):
+      x = getattr(self, name)(x, domain=domain)
+      if i < len(self._convs) - 1:
+        x = tf.nn.leaky_relu(_norm(x), 0.2)
+    return x
+
+
+class DomainDecoders(keras.Model):
+  """11 decoders: latent -> 32x32x3 in [-1, 1]."""
+
+  def __init__(self, domains=len(colours.NAMES), width=64, **kwargs):
+    super().__init__(**kwargs)
+    self._convs = attach(self, "conv", [DomainConv(domains, width // 2, 4, 2, transpose=True),
+                                        DomainConv(domains, width // 4, 4, 2, transpose=True),
+                                        DomainConv(domains, 3, 3, 1)])
+
+  def call(self, z, domain):
+    x = z
+    for i, name in enumerate(self._convs):
+      x = getattr(self, name)(x, domain=domain)
+      if i < len(self._convs) - 1:
+        x = tf.nn.relu(_norm(x))
+    return tf.tanh(x)
+
+
+class MultiHeadPatchCritic(keras.Model):
+  """One PatchGAN trunk with a score map per colour (LSGAN)."""
+
+  def __init__(self, domains=len(colours.NAMES), width=32, **kwargs):
+    super().__init__(**kwargs)
+    self._convs = attach(self, "conv", [L.Conv2D(width, 4, 2, padding="same"),
+                                        L.Conv2D(width * 2, 4, 2, padding="same")])
+    self.heads = L.Conv2D(domains, 3, padding="same", name="heads")
+
+  def call(self, x, domain):
+    for name in self._convs:
+      x = tf.nn.leaky_relu(getattr(self, name)(x), 0.2)
+    return tf.gather(self.heads(x), domain, axis=-1)
+
+
+class Recolouring:
+
+  def __init__(self, width=64, critic_width=32, cycle_weight=10.0, latent_weight=1.0,
+               rec_weight=10.0):
+    n = len(colours.NAMES)
+    self.encoders = DomainEncoders(n, width, name="encoders")
+    self.decoders = DomainDecoders(n, width, name="decoders")
+    self.critic = MultiHeadPatchCritic(n, critic_width, name="critic")
+    self.cycle_weight, self.latent_weight, self.rec_weight = cycle_weight, latent_weight, rec_weight
+
+  def build(self):
+    x = tf.zeros([1, 32, 32, 3])
+    self.decoders(self.encoders(x, domain=0), domain=0)
+    self.critic(x, domain=0)
+    return self
+
+  def translate(self, x, src, dst):
+    return self.decoders(self.encoders(x, domain=src), domain=dst)
+
+  @property
+  def generator_variables(self):
+    return self.encoders.trainable_variables + self.decoders.trainable_variables
+
+  def trackables(self):
+    return {"encoders": self.encoders, "decoders": self.decoders, "critic": self.critic}
+
+  def step(self, g_opt, d_opt):
+    """tf.function (x_a, x_b, a, b) -> losses, for images in [-1, 1] of colours a and b."""
+
+    def mse(x, value):
+      return tf.reduce_mean(tf.square(x - value))
+
+    @tf.function
+    def step(xa, xb, a, b):
+      enc = lambda x, d: self.encoders(x, domain=d)
+      dec = lambda z, d: self.decoders(z, domain=d)
+      critic = lambda x, d: self.critic(x, domain=d)
+      with tf.GradientTape() as tape:
+        za, zb = enc(xa, a), enc(xb, b)
+        fake_b, fake_a = dec(za, b), dec(zb, a)
+        rec = tf.reduce_mean(tf.abs(dec(za, a) - xa)) + tf.reduce_mean(tf.abs(dec(zb, b) - xb))
+        zfb, zfa = enc(fake_b, b), enc(fake_a, a)
+        cyc = tf.reduce_mean(tf.abs(dec(zfb, a) - xa)) + tf.reduce_mean(tf.abs(dec(zfa, b) - xb))
+        lat = mse(zfb, za) + mse(zfa, zb)
+        adv = mse(critic(fake_b, b), 1.0) + mse(critic(fake_a, a), 1.0)
+        g_loss = adv + self.rec_weight * rec + self.cycle_weight * cyc + self.latent_weight * lat
+      variables = self.generator_variables
+      g_opt.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+      with tf.GradientTape() as tape:
+        d_loss = 0.5 * (mse(critic(xb, b), 1.0) + mse(critic(fake_b, b), 0.0) +
+                        mse(critic(xa, a), 1.0) + mse(critic(fake_a, a), 0.0))
+      variables = self.critic.trainable_variables
+      d_opt.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
+      return {"g_loss": g_loss, "d_loss": d_loss, "rec": rec, "cycle": cyc, "latent": lat}
+
+    return step
+
+
+def star_pairs(anchor):
+  """Ordered training pairs: anchor <-> every other colour."""
+  a = colours.NAMES.index(anchor)
+  others = [i for i in range(len(colours.NAMES)) if i != a]
+  return [(a, o) for o in others] + [(o, a) for o in others]
+
+
+def to_model(images):
+  return np.asarray(images, np.float32) / 127.5 - 1.0
+
+
+def from_model(x):
+  return ((np.asarray(x) + 1.0) * 127.5).clip(0, 255).round().astype(np.uint8)

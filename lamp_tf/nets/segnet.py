@@ -1,0 +1,96 @@
+"""SegNet-style encoders and decoders for mix-and-match networks.
+
+`Encoder`: VGG-like blocks of 3x3 conv-BN-ReLU (two per block) each followed by a 2x2 max pool
+that also returns its argmax indices. It returns the latent (the last pooled map) and the side
+information of every block: the pooling indices and the pre-pool feature map.
+
+`Decoder`: the mirror image. Before each block it upsamples by 2 using the side information of
+whichever encoder fed it (`side_info`):
+- 'indices': unpool, i.e. put each value back where the encoder's max came from (SegNet);
+- 'skip': nearest-neighbour upsampling, then concatenate the encoder's feature map (U-Net);
+- 'none': nearest-neighbour upsampling only.
+Heads: 'seg' class logits, 'depth' one channel, 'rgb' three channels in [-1, 1] (tanh).
+Batch norm is synchronized so MirroredStrategy replicas share statistics.
+"""
+
+import keras
+import tensorflow as tf
+
+from lamp_tf.nets.common import attach
+
+SIDE_INFO = ("indices", "skip", "none")
+L = keras.layers
+
+
+class ConvBlock(L.Layer):
+  """`convs` 3x3 conv-BN-ReLU layers."""
+
+  def __init__(self, filters, convs=2, **kwargs):
+    super().__init__(**kwargs)
+    self._convs = attach(self, "conv", [L.Conv2D(filters, 3, padding="same", use_bias=False)
+                                         for _ in range(convs)])
+    self._norms = attach(self, "bn", [L.BatchNormalization(synchronized=True)
+                                      for _ in range(convs)])
+
+  def call(self, x, training=False):
+    for conv, bn in zip(self._convs, self._norms):
+      x = tf.nn.relu(getattr(self, bn)(getattr(self, conv)(x), training=training))
+    return x
+
+
+def unpool(x, indices, shape):
+  """Max-unpooling: values of x placed at the argmax positions (batch included in indices)."""
+  flat = tf.scatter_nd(tf.reshape(indices, [-1, 1]), tf.reshape(x, [-1]),
+                       [tf.reduce_prod(tf.cast(shape, tf.int64))])
+  return tf.reshape(flat, shape)
+
+
+def upsample(x):
+  return tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
+
+
+class Encoder(keras.Model):
+
+  def __init__(self, widths=(32, 64, 128, 128), **kwargs):
+    super().__init__(**kwargs)
+    self.widths = tuple(widths)
+    self._blocks = attach(self, "block", [ConvBlock(w, name=f"block{i + 1}")
+                                          for i, w in enumerate(widths)])
+
+  def call(self, x, training=False):
+    side = []
+    for name in self._blocks:
+      x = getattr(self, name)(x, training=training)
+      pooled, idx = tf.nn.max_pool_with_argmax(x, 2, 2, "VALID", include_batch_in_index=True)
+      side.append({"indices": idx, "features": x, "shape": tf.shape(x, out_type=tf.int64)})
+      x = pooled
+    return x, side
+
+
+class Decoder(keras.Model):
+
+  def __init__(self, head, out_channels, widths=(32, 64, 128, 128), side_info="indices",
+               **kwargs):
+    super().__init__(**kwargs)
+    if side_info not in SIDE_INFO:
+      raise ValueError(f"--side_info={side_info!r}: choose one of {', '.join(SIDE_INFO)}.")
+    self.head, self.side_info = head, side_info
+    # Decoder block i (deepest first) ends with the channels of the next shallower encoder block,
+    # so the next unpooling gets the channel count its indices were made with.
+    outs = list(reversed(widths))[1:] + [widths[0]]
+    self._blocks = attach(self, "block", [ConvBlock(w, name=f"block{i + 1}")
+                                          for i, w in enumerate(outs)])
+    self.out = L.Conv2D(out_channels, 3, padding="same", name="out")
+
+  def call(self, latent, side, training=False):
+    x = latent
+    for name, info in zip(self._blocks, reversed(side)):
+      if self.side_info == "indices":
+        x = unpool(x, info["indices"], info["shape"])
+      else:
+        x = upsample(x)
+        if self.side_info == "skip":
+          x = tf.concat([x, info["features"]], axis=-1)
+      x = getattr(self, name)(x, training=training)
+    x = self.out(x)
+    return tf.tanh(x) if self.head == "rgb" else x
