@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
+from lamp_tf.apps import gan_flags
 from lamp_tf.data import gan_data
 from lamp_tf.metrics import features as features_lib, gan_eval
 from lamp_tf.runtime import flags as runtime_flags, results
@@ -24,15 +25,14 @@ FLAGS = flags.FLAGS
 PROGRAM = "lamp-tf-evaluate"
 
 runtime_flags.define_runtime_flags("evaluate")
+flags.adopt_module_key_flags(runtime_flags)
+gan_flags.define_scoring_flags()
+flags.adopt_module_key_flags(gan_flags)
 flags.DEFINE_string("generator", None, "Exported generator SavedModel directory.")
 flags.DEFINE_string("dataset", "fashion_mnist", "Real data '<data set>[:<classes>]'.")
 flags.DEFINE_string("split", "test", "Split of the real images the samples are compared with.")
 flags.DEFINE_integer("num_samples", 5000, "Generated images.", lower_bound=10)
 flags.DEFINE_integer("iw_steps", 500, "Training steps of the IW critic.", lower_bound=1)
-flags.DEFINE_integer("classifier_steps", 2000, "Training steps of the domain classifier.",
-                     lower_bound=1)
-flags.DEFINE_string("inception_weights", None,
-                    "Keras InceptionV3 no-top weights file: FID on Inception features.")
 flags.DEFINE_integer("seed", 0, "Seed of the noise and the IW critic.")
 flags.mark_flag_as_required("generator")
 

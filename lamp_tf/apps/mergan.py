@@ -17,11 +17,11 @@ import os
 import numpy as np
 from absl import app, flags, logging
 
+from lamp_tf.apps import gan_flags
 from lamp_tf.continual import mergan
 from lamp_tf.data import gan_data, tasks as tasks_lib
 from lamp_tf.gan import transfer
 from lamp_tf.metrics import features as features_lib, seen_classes
-from lamp_tf.nets import gan as gan_nets
 from lamp_tf.runtime import figures, flags as runtime_flags, results
 
 FLAGS = flags.FLAGS
@@ -30,46 +30,33 @@ NAMES = {"jt": "JT", "sft": "SFT", "ewc": "EWC", "dgr": "DGR", "jtr": "MeRGAN-JT
          "ra": "MeRGAN-RA"}
 
 runtime_flags.define_runtime_flags("mergan")
+flags.adopt_module_key_flags(runtime_flags)
+gan_flags.define_network_flags()
+gan_flags.define_training_flags()
+gan_flags.define_scoring_flags()
+flags.adopt_module_key_flags(gan_flags)
 flags.DEFINE_string("dataset", "mnist5k", "Data set '<name>[:<classes>]' (see lamp_tf.data).")
 flags.DEFINE_string("tasks", "0,1/2,3/4,5/6,7/8,9", "Tasks: classes separated by ',', tasks by '/'.")
 flags.DEFINE_list("methods", list(mergan.METHODS), "Methods: jt, sft, ewc, dgr, jtr, ra.")
 flags.DEFINE_list("seeds", ["0"], "Seeds (tables: mean and std).")
 flags.DEFINE_integer("iterations", 4001, "Generator updates per task.", lower_bound=1)
-flags.DEFINE_integer("batch_size", 64, "Global batch size.", lower_bound=2)
-flags.DEFINE_integer("n_critic", 5, "Critic updates per generator update.", lower_bound=1)
-flags.DEFINE_float("lr", 1e-4, "Adam learning rate (beta1 0, beta2 0.9), reset every task.",
-                   lower_bound=0.0)
-flags.DEFINE_float("gp_weight", 10.0, "Gradient penalty weight.", lower_bound=0.0)
-flags.DEFINE_float("ac_weight", 1.0, "AC-GAN classification weight.", lower_bound=0.0)
 flags.DEFINE_float("ra_weight", 1e-3, "Replay alignment weight (reference-code scale).",
                    lower_bound=0.0)
 flags.DEFINE_float("ewc_weight", 1e9, "EWC weight on the generator.", lower_bound=0.0)
 flags.DEFINE_integer("fisher_samples", 512, "Samples for the generator's Fisher.", lower_bound=1)
 flags.DEFINE_integer("solver_steps", 1000, "DGR classifier steps per task.", lower_bound=1)
-flags.DEFINE_enum("architecture", "dcgan", list(gan_nets.ARCHITECTURES), "Networks.")
-flags.DEFINE_enum("conditioning", "cbn", ["cbn", "concat"], "Generator conditioning.")
-flags.DEFINE_integer("resolution", 32, "Image size.", lower_bound=8, upper_bound=256)
-flags.DEFINE_integer("channels", 1, "Image channels.", lower_bound=1, upper_bound=3)
-flags.DEFINE_integer("g_width", 0, "Generator width (0: default).", lower_bound=0)
-flags.DEFINE_integer("d_width", 0, "Critic width (0: default).", lower_bound=0)
 flags.DEFINE_integer("eval_samples", 500, "Generated images per class per evaluation.",
                      lower_bound=2)
 flags.DEFINE_integer("reverse_steps", 500, "Training steps of the reverse-accuracy classifier.",
-                     lower_bound=1)
-flags.DEFINE_integer("classifier_steps", 2000, "Training steps of the real-data classifier.",
                      lower_bound=1)
 flags.DEFINE_integer("tsne_samples", 300, "Task-1 samples per method in the t-SNE figure.",
                      lower_bound=10)
 
 
-def _pm(values, scale=100.0, digits=2):
-  v = scale * np.asarray(values, np.float64)
-  return f"{v.mean():.{digits}f}" + (f" ± {v.std():.{digits}f}" if len(v) > 1 else "")
-
-
 def table(records, row, key, scale=100.0, digits=2):
   methods = [m for m in mergan.METHODS if any(r["method"] == m for r in records)]
-  cells = [_pm([r[key] for r in records if r["method"] == m], scale, digits) for m in methods]
+  cells = [results.mean_std([r[key] for r in records if r["method"] == m], scale, digits)
+           for m in methods]
   return results.markdown_table([""] + [NAMES[m] for m in methods], [[row] + cells])
 
 
@@ -111,13 +98,6 @@ def tsne_figure(samplers, classifier, real_task1, task1_classes, seed):
   return fig
 
 
-def _ints(values, flag):
-  try:
-    return [int(v) for v in values]
-  except ValueError:
-    raise app.UsageError(f"--{flag}={','.join(values)}: expected integers.") from None
-
-
 def config(method, seed):
   return mergan.MerganConfig(
       method=method, seed=seed, iterations=FLAGS.iterations, batch_size=FLAGS.batch_size,
@@ -133,16 +113,13 @@ def main(argv):
   if bad:
     raise app.UsageError(f"--methods: unknown {sorted(bad)}; choose from "
                          f"{', '.join(mergan.METHODS)}.")
-  seeds = _ints(FLAGS.seeds, "seeds")
+  seeds = runtime_flags.ints(FLAGS.seeds, "seeds")
   load = lambda split: gan_data.load_gan_data(FLAGS.dataset, split, FLAGS.resolution,
                                               FLAGS.channels, FLAGS.data_dir, FLAGS.download)
   train, test = load("train"), load("test")
   task_list = tuple(tuple(t) for t in tasks_lib.parse_tasks(FLAGS.tasks, train.num_classes))
   num_tasks = len(task_list)
-  gan_config = {"architecture": FLAGS.architecture, "num_classes": train.num_classes,
-                "conditioning": FLAGS.conditioning, "channels": FLAGS.channels,
-                "resolution": FLAGS.resolution, "g_width": FLAGS.g_width or None,
-                "d_width": FLAGS.d_width or None}
+  gan_config = gan_flags.gan_config(train.num_classes)
   image_shape = train.images.shape[1:]
   run_dir = lambda method, seed: os.path.join(FLAGS.workdir, "runs", f"{method}_seed{seed}")
   continual = [m for m in FLAGS.methods if m not in ("jt", "dgr")] or \
@@ -219,7 +196,8 @@ def main(argv):
     figs.append("tsne_task1.png")
   per_task = results.markdown_table(
       ["method"] + [f"after task {t + 1}" for t in range(num_tasks)],
-      [[NAMES[m]] + [_pm([r["accuracy_per_task"][t] for r in records if r["method"] == m])
+      [[NAMES[m]] + [results.mean_std([r["accuracy_per_task"][t] for r in records
+                                       if r["method"] == m], 100.0)
                      for t in range(num_tasks)] for m in FLAGS.methods])
   setup = (f"`{FLAGS.dataset}`, tasks `{FLAGS.tasks}`; {FLAGS.architecture} "
            f"{FLAGS.resolution}x{FLAGS.resolution} AC-GAN ({FLAGS.conditioning}), "

@@ -31,6 +31,7 @@ FLAGS = flags.FLAGS
 PROGRAM = "lamp-tf-mixmatch"
 
 runtime_flags.define_runtime_flags("mixmatch")
+flags.adopt_module_key_flags(runtime_flags)
 flags.DEFINE_integer("resolution", 64, "Scene resolution (pixels).", lower_bound=16,
                      upper_bound=512)
 flags.DEFINE_integer("num_scenes", 2000, "Training scenes (half RGB-seg, half RGB-depth).",

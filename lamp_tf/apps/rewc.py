@@ -26,6 +26,7 @@ FLAGS = flags.FLAGS
 PROGRAM = "lamp-tf-rewc"
 
 runtime_flags.define_runtime_flags("rewc")
+flags.adopt_module_key_flags(runtime_flags)
 flags.DEFINE_string("dataset", "mnist5k", "Data set name (see lamp_tf.data.sources).")
 flags.DEFINE_string("tasks", "0,1,2,3,4/5,6,7,8,9", "Class-incremental tasks: '/' between tasks.")
 flags.DEFINE_enum("model", "lenet", ["lenet", "mlp", "vgg"], "Classifier architecture.")
@@ -59,23 +60,6 @@ flags.DEFINE_enum("loss_classes", "unseen", ["unseen", "task"],
                   "the current task's only.")
 flags.DEFINE_integer("fisher_batch_size", 100, "Examples per vectorised Fisher Jacobian.",
                      lower_bound=1)
-
-
-def _floats(values, flag):
-  try:
-    out = [float(v) for v in values]
-  except ValueError:
-    raise app.UsageError(f"--{flag}={','.join(values)}: expected numbers.") from None
-  if any(v < 0 for v in out):
-    raise app.UsageError(f"--{flag}: values must be >= 0.")
-  return out
-
-
-def _ints(values, flag):
-  try:
-    return [int(v) for v in values]
-  except ValueError:
-    raise app.UsageError(f"--{flag}={','.join(values)}: expected integers.") from None
 
 
 def load_data():
@@ -112,10 +96,10 @@ def run_configs():
                 fisher_batch_size=FLAGS.fisher_batch_size, loss=FLAGS.loss,
                 loss_classes=FLAGS.loss_classes)
   configs = []
-  for seed in _ints(FLAGS.seeds, "seeds"):
+  for seed in runtime_flags.ints(FLAGS.seeds, "seeds"):
     if "ft" in methods:
       configs.append(sequential.RunConfig(method="ft", lam=0.0, seed=seed, **common))
-    for lam in _floats(FLAGS.lambdas, "lambdas"):
+    for lam in runtime_flags.floats(FLAGS.lambdas, "lambdas", minimum=0.0):
       if "ewc" in methods:
         configs.append(sequential.RunConfig(method="ewc", lam=lam, seed=seed, **common))
       for rot in FLAGS.rotate if "rewc" in methods else []:
@@ -136,8 +120,7 @@ def _group(records, keys):
 
 
 def _pm(values):
-  values = 100 * np.asarray(values, np.float64)
-  return f"{values.mean():.1f}" + (f"±{values.std():.1f}" if len(values) > 1 else "")
+  return results.mean_std(values, 100.0, 1)
 
 
 def paper_table(records, lambdas):
@@ -293,7 +276,7 @@ def main(argv):
 
   if not rt.is_chief:
     return
-  lambdas = sorted(set(_floats(FLAGS.lambdas, "lambdas")))
+  lambdas = sorted(set(runtime_flags.floats(FLAGS.lambdas, "lambdas", minimum=0.0)))
   best = best_by_method(records)
   figs = make_figures(FLAGS.workdir, records, best, lambdas, len(data.tasks))
   flat = [{k: v for k, v in r.items() if k != "accuracy_matrix"} | {"accuracy_matrix":

@@ -23,6 +23,7 @@ import os
 import numpy as np
 from absl import app, flags, logging
 
+from lamp_tf.apps import gan_flags
 from lamp_tf.data import gan_data
 from lamp_tf.gan import training, transfer
 from lamp_tf.metrics import features as features_lib, gan_eval
@@ -34,6 +35,11 @@ PROGRAM = "lamp-tf-transfer-gan"
 EXPERIMENTS = ("configs", "limited", "sources")
 
 runtime_flags.define_runtime_flags("transfer_gan")
+flags.adopt_module_key_flags(runtime_flags)
+gan_flags.define_network_flags()
+gan_flags.define_training_flags()
+gan_flags.define_scoring_flags()
+flags.adopt_module_key_flags(gan_flags)
 flags.DEFINE_multi_string("sources", ["fashion_mnist:0,1,2,3,4", "mnist5k"],
                           "Pretraining source '<data set>[:<classes>]'; repeat the flag for "
                           "several; the first is the one of the configs and limited experiments.")
@@ -45,20 +51,9 @@ flags.DEFINE_integer("main_size", 100, "Target images per class (configs, source
 flags.DEFINE_list("target_sizes", ["10", "100", "1000", "0"],
                   "Target images per class for the limited experiment (0: all).")
 flags.DEFINE_list("seeds", ["0"], "Seeds (tables: mean and std).")
-flags.DEFINE_enum("architecture", "dcgan", list(gan_nets.ARCHITECTURES), "Networks.")
-flags.DEFINE_enum("conditioning", "cbn", ["cbn", "concat"], "Target generator conditioning.")
-flags.DEFINE_integer("resolution", 32, "Image size.", lower_bound=8, upper_bound=256)
-flags.DEFINE_integer("channels", 1, "Image channels (1 or 3).", lower_bound=1, upper_bound=3)
-flags.DEFINE_integer("g_width", 0, "Generator width (0: architecture default).", lower_bound=0)
-flags.DEFINE_integer("d_width", 0, "Critic width (0: architecture default).", lower_bound=0)
 flags.DEFINE_integer("pretrain_iterations", 5000, "Generator updates on the source.",
                      lower_bound=1)
 flags.DEFINE_integer("iterations", 2000, "Generator updates on the target.", lower_bound=1)
-flags.DEFINE_integer("batch_size", 64, "Global batch size.", lower_bound=2)
-flags.DEFINE_integer("n_critic", 5, "Critic updates per generator update.", lower_bound=1)
-flags.DEFINE_float("lr", 1e-4, "Adam learning rate (beta1 0, beta2 0.9).", lower_bound=0.0)
-flags.DEFINE_float("gp_weight", 10.0, "Gradient penalty weight.", lower_bound=0.0)
-flags.DEFINE_float("ac_weight", 1.0, "AC-GAN classification weight.", lower_bound=0.0)
 flags.DEFINE_float("ema_decay", 0.0, "EMA generator decay (0: none).", lower_bound=0.0,
                    upper_bound=1.0)
 flags.DEFINE_integer("freeze_critic", 0, "FreezeD: freeze the first k critic layers of "
@@ -66,10 +61,6 @@ flags.DEFINE_integer("freeze_critic", 0, "FreezeD: freeze the first k critic lay
 flags.DEFINE_integer("eval_every", 500, "FID curve period in generator updates.", lower_bound=0)
 flags.DEFINE_integer("num_samples", 5000, "Generated images per score.", lower_bound=10)
 flags.DEFINE_integer("iw_steps", 500, "Training steps of the IW critic.", lower_bound=1)
-flags.DEFINE_integer("classifier_steps", 2000, "Training steps of the domain classifier.",
-                     lower_bound=1)
-flags.DEFINE_string("inception_weights", None,
-                    "Keras InceptionV3 no-top weights file: FID on Inception features.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,13 +76,6 @@ class Run:
     return f"{src}__{self.config}__n{self.size or 'all'}__seed{self.seed}"
 
 
-def _ints(values, flag):
-  try:
-    return [int(v) for v in values]
-  except ValueError:
-    raise app.UsageError(f"--{flag}={','.join(values)}: expected integers.") from None
-
-
 def planned_runs():
   """{experiment: [Run]} for the flags."""
   bad = set(FLAGS.experiments) - set(EXPERIMENTS)
@@ -102,24 +86,17 @@ def planned_runs():
     raise app.UsageError(f"--configs: unknown {sorted(bad)}; choose from {list(transfer.CONFIGS)}.")
   if not FLAGS.sources:
     raise app.UsageError("--sources: give at least one source.")
-  seeds, main, first = _ints(FLAGS.seeds, "seeds"), FLAGS.main_size, FLAGS.sources[0]
+  seeds, main, first = runtime_flags.ints(FLAGS.seeds, "seeds"), FLAGS.main_size, FLAGS.sources[0]
   plan = {}
   if "configs" in FLAGS.experiments:
     plan["configs"] = [Run(first, c, main, s) for s in seeds for c in FLAGS.configs]
   if "limited" in FLAGS.experiments:
-    sizes = _ints(FLAGS.target_sizes, "target_sizes")
+    sizes = runtime_flags.ints(FLAGS.target_sizes, "target_sizes")
     plan["limited"] = [Run(first, c, n, s) for s in seeds for n in sizes for c in ("none", "both")]
   if "sources" in FLAGS.experiments:
     plan["sources"] = [Run(src, "both", main, s) for s in seeds for src in FLAGS.sources] + \
         [Run(first, "none", main, s) for s in seeds]
   return plan
-
-
-def gan_config(num_classes, conditioning):
-  return {"architecture": FLAGS.architecture, "num_classes": num_classes,
-          "conditioning": conditioning, "channels": FLAGS.channels,
-          "resolution": FLAGS.resolution, "g_width": FLAGS.g_width or None,
-          "d_width": FLAGS.d_width or None}
 
 
 def train_config(iterations, seed):
@@ -138,7 +115,7 @@ def pretrain(rt, source):
   """The unconditional source run (trained once); returns its directory."""
   run_dir = os.path.join(FLAGS.workdir, "pretrain", source.replace(":", "_").replace(",", ""))
   data = load(source, "train")
-  training.train_gan(rt, run_dir, gan_config(None, None), data.images,
+  training.train_gan(rt, run_dir, gan_flags.gan_config(None), data.images,
                      np.zeros(len(data.labels), np.int64),
                      dataclasses.replace(train_config(FLAGS.pretrain_iterations, 0),
                                          eval_every=0), name=f"pretrain {source}")
@@ -173,7 +150,7 @@ def train_target(rt, run, target_train, evaluator, pretrained_dirs):
 
   freeze = FLAGS.freeze_critic if run.config in ("critic", "both") else 0
   result = training.train_gan(
-      rt, run_dir, gan_config(target_train.num_classes, FLAGS.conditioning), data.images,
+      rt, run_dir, gan_flags.gan_config(target_train.num_classes), data.images,
       data.labels, train_config(FLAGS.iterations, run.seed), init=init,
       evaluate=lambda it, g: evaluator(g, with_iw=False), freeze_critic=freeze,
       name=run.name)
@@ -185,11 +162,6 @@ def train_target(rt, run, target_train, evaluator, pretrained_dirs):
             "features": evaluator.label,
             "fid_curve": [[c["iteration"], c["fid"]] for c in result.curve]}
   return record, result.generator
-
-
-def _pm(values, digits=2):
-  v = np.asarray(values, np.float64)
-  return f"{v.mean():.{digits}f}" + (f" ± {v.std():.{digits}f}" if len(v) > 1 else "")
 
 
 def _select(records, **match):
@@ -204,7 +176,7 @@ def configs_table(records):
   for metric, better in (("fid", "lower"), ("kid", "lower"), ("iw", "higher"),
                          ("sample_accuracy", "higher")):
     rows.append([f"{metric.upper()} ({better} better)"] +
-                [_pm([r[metric] for r in _select(records, config=c)], 4 if metric == "kid" else 2)
+                [results.mean_std([r[metric] for r in _select(records, config=c)], 4 if metric == "kid" else 2)
                  for c in present])
   return results.markdown_table(["metric"] + [names[c] for c in present], rows)
 
@@ -216,9 +188,9 @@ def limited_table(records):
     s, p = _select(records, images_per_class=n, config="none"), _select(
         records, images_per_class=n, config="both")
     rows.append([n or "all", s[0]["train_images"] if s else "",
-                 _pm([r["fid"] for r in s]) if s else "", _pm([r["fid"] for r in p]) if p else "",
-                 _pm([r["kid"] for r in s], 4) if s else "",
-                 _pm([r["kid"] for r in p], 4) if p else ""])
+                 results.mean_std([r["fid"] for r in s]) if s else "", results.mean_std([r["fid"] for r in p]) if p else "",
+                 results.mean_std([r["kid"] for r in s], digits=4) if s else "",
+                 results.mean_std([r["kid"] for r in p], digits=4) if p else ""])
   return results.markdown_table(["images per class", "training images", "FID scratch",
                                  "FID pretrained", "KID scratch", "KID pretrained"], rows)
 
@@ -228,8 +200,8 @@ def sources_table(records):
   for r in records:
     groups.setdefault(r["source"] if r["config"] != "none" else "scratch", []).append(r)
   ranked = sorted(groups.items(), key=lambda kv: np.mean([r["fid"] for r in kv[1]]))
-  rows = [[i + 1, src, _pm([r["fid"] for r in rs]), _pm([r["kid"] for r in rs], 4),
-           _pm([r["iw"] for r in rs])] for i, (src, rs) in enumerate(ranked)]
+  rows = [[i + 1, src, results.mean_std([r["fid"] for r in rs]), results.mean_std([r["kid"] for r in rs], digits=4),
+           results.mean_std([r["iw"] for r in rs])] for i, (src, rs) in enumerate(ranked)]
   return results.markdown_table(["rank", "source", "FID", "KID", "IW"], rows)
 
 

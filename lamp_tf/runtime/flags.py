@@ -6,7 +6,7 @@ Each program calls `define_runtime_flags(name)` at import and `runtime_from_flag
 import dataclasses
 import os
 
-from absl import flags
+from absl import app, flags
 
 from lamp_tf.runtime import seeds, strategy as strategy_lib
 from lamp_tf.runtime.loop import TrainState
@@ -96,3 +96,22 @@ def flag_values(names=None):
   if names is not None:
     module_flags = {k: v for k, v in module_flags.items() if k in names}
   return dict(sorted(module_flags.items()))
+
+
+def ints(values, flag):
+  """A list flag's values as integers; a usage error naming the flag otherwise."""
+  try:
+    return [int(v) for v in values]
+  except ValueError:
+    raise app.UsageError(f"--{flag}={','.join(values)}: expected integers.") from None
+
+
+def floats(values, flag, minimum=None):
+  """A list flag's values as floats (each >= minimum when given)."""
+  try:
+    out = [float(v) for v in values]
+  except ValueError:
+    raise app.UsageError(f"--{flag}={','.join(values)}: expected numbers.") from None
+  if minimum is not None and any(v < minimum for v in out):
+    raise app.UsageError(f"--{flag}: values must be >= {minimum:g}.")
+  return out

@@ -9,6 +9,8 @@ program reuses it instead of training again.
 import math
 import os
 
+import numpy as np
+
 from lamp_tf.runtime import files
 
 RESULTS = "results.json"
@@ -38,6 +40,12 @@ def format_value(value, digits=2):
   if isinstance(value, float):
     return "nan" if math.isnan(value) else f"{value:.{digits}f}"
   return str(value)
+
+
+def mean_std(values, scale=1.0, digits=2):
+  """'mean ± std' of scaled values ('mean' alone for one value)."""
+  v = scale * np.asarray(values, np.float64)
+  return f"{v.mean():.{digits}f}" + (f" ± {v.std():.{digits}f}" if len(v) > 1 else "")
 
 
 def markdown_table(header, rows):
