@@ -30,6 +30,7 @@ test: setup
 	$(PY) -m pytest -q tests
 
 bench: setup
+	@$(PY) -c "import torch" 2>/dev/null || $(VENV)/bin/pip install -q torch==2.13.0  # benchmark only
 	@for b in benchmarks/*_bench.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
