@@ -50,3 +50,18 @@ def test_iw_is_near_zero_for_the_same_distribution_and_negative_for_a_different_
   far = iw.independent_wasserstein(real, other, steps=150, width=8)
   assert far < close - 1.0
   assert abs(close) < 0.5 * abs(far)
+
+
+def test_inception_features_from_a_local_weights_file(tmp_path):
+  import keras
+  from lamp_tf.metrics import features
+  path = str(tmp_path / "inception_notop.weights.h5")
+  keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg",
+                                  input_shape=(299, 299, 3)).save_weights(path)
+  extractor = features.InceptionFeatures(path)
+  f = extractor.features(np.random.default_rng(0).uniform(-1, 1, [3, 32, 32, 1]).astype(
+      np.float32))
+  assert f.shape == (3, 2048) and np.isfinite(f).all()
+  assert features.describe(extractor) == "FID (Inception-v3 features)"
+  with pytest.raises(FileNotFoundError, match="--inception_weights"):
+    features.InceptionFeatures(str(tmp_path / "missing.h5"))
