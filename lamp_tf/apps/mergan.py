@@ -36,7 +36,8 @@ gan_flags.define_training_flags()
 gan_flags.define_scoring_flags()
 flags.adopt_module_key_flags(gan_flags)
 flags.DEFINE_string("dataset", "mnist5k", "Data set '<name>[:<classes>]' (see lamp_tf.data).")
-flags.DEFINE_string("tasks", "0,1/2,3/4,5/6,7/8,9", "Tasks: classes separated by ',', tasks by '/'.")
+flags.DEFINE_string("tasks", "0,1/2,3/4,5/6,7/8,9",
+                    "Tasks: classes separated by ',', tasks by '/'.")
 flags.DEFINE_list("methods", list(mergan.METHODS), "Methods: jt, sft, ewc, dgr, jtr, ra.")
 flags.DEFINE_list("seeds", ["0"], "Seeds (tables: mean and std).")
 flags.DEFINE_integer("iterations", 4001, "Generator updates per task.", lower_bound=1)
@@ -175,15 +176,15 @@ def main(argv):
   for method in FLAGS.methods:
     grids = np.load(os.path.join(run_dir(method, seeds[0]), "grids.npy"))
     fig, grid = grid_figure(grids, train.class_names, method)
-    results.save_figure(fig, os.path.join(FLAGS.workdir, f"grid_{method}.png"))
+    results.save_figure(fig, os.path.join(FLAGS.workdir, f"grid_{method}.png"), writer)
     writer.write_images(num_tasks, {f"fixed_z_grid/{method}": grid})
     figs.append(f"grid_{method}.png")
   curves = {NAMES[m]: (100 * np.mean([r["accuracy_per_task"] for r in records
                                       if r["method"] == m], axis=0), None)
             for m in FLAGS.methods}
-  results.save_figure(figures.lines(list(range(1, num_tasks + 1)), curves,
-                                    "Accuracy on the classes seen so far", "after task",
-                                    "accuracy %"), os.path.join(FLAGS.workdir, "accuracy.png"))
+  curve = figures.lines(list(range(1, num_tasks + 1)), curves,
+                        "Accuracy on the classes seen so far", "after task", "accuracy %")
+  results.save_figure(curve, os.path.join(FLAGS.workdir, "accuracy.png"), writer)
   figs.append("accuracy.png")
   tsne_methods = [m for m in ("sft", "ewc", "jtr", "ra") if m in FLAGS.methods]
   if tsne_methods:
@@ -192,7 +193,7 @@ def main(argv):
         list(range(train.num_classes))) for m in tsne_methods}
     task1 = test.images[np.isin(test.labels, task_list[0])]
     results.save_figure(tsne_figure(samplers, classifier, task1, task_list[0], seeds[0]),
-                        os.path.join(FLAGS.workdir, "tsne_task1.png"))
+                        os.path.join(FLAGS.workdir, "tsne_task1.png"), writer)
     figs.append("tsne_task1.png")
   per_task = results.markdown_table(
       ["method"] + [f"after task {t + 1}" for t in range(num_tasks)],

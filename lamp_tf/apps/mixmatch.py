@@ -61,7 +61,8 @@ flags.DEFINE_integer("recolour_width", 64, "Recolouring network width.", lower_b
 flags.DEFINE_integer("panel_scenes", 4, "Test scenes shown in the image panels.", lower_bound=1)
 
 MODEL_NAMES = {"mm_zero_pair": "M&MNet zero-pair D→S", "mm_cascade": "M&MNet cascade D→R→S",
-               "mm_multimodal": "M&MNet multi-modal (R,D)→S", "mm_rgb2seg": "M&MNet R→S (paired)",
+               "mm_multimodal": "M&MNet multi-modal (R,D)→S",
+               "mm_rgb2seg": "M&MNet R→S (paired)",
                "pix2pix_cascade": "2× pix2pix-style cascade D→R→S",
                "cyclegan": "CycleGAN-style D↔S (unpaired)"}
 
@@ -300,7 +301,7 @@ def main(argv):
   writer = rt.writer("summary")
   figs = []
   results.save_figure(scene_panel(pairs.test, outputs, n),
-                      os.path.join(FLAGS.workdir, "panel_depth_to_seg.png"))
+                      os.path.join(FLAGS.workdir, "panel_depth_to_seg.png"), writer)
   figs.append("panel_depth_to_seg.png")
   recolour_scores = None
   if FLAGS.recolour:
@@ -308,7 +309,7 @@ def main(argv):
     acc = 100 * np.array(recolour_scores["accuracy"])
     results.save_figure(figures.heatmap(acc, colours.NAMES, colours.NAMES,
                                         "Colour-name accuracy %, source (rows) -> target"),
-                        os.path.join(FLAGS.workdir, "recolour_accuracy.png"))
+                        os.path.join(FLAGS.workdir, "recolour_accuracy.png"), writer)
     src = colours.NAMES.index("red" if FLAGS.recolour_anchor != "red" else "blue")
     x = recolour.to_model(colours.recolour(items[:6], colours.NAMES[src]))
     rows = [recolour.from_model(x)] + [recolour.from_model(rmodel.translate(tf.constant(x), src,
@@ -317,7 +318,7 @@ def main(argv):
     grid = figures.image_grid(np.concatenate([np.stack(r) for r in zip(*rows)]), 6, len(rows))
     results.save_figure(figures.image(grid, f"{colours.NAMES[src]} items (first column) to "
                                             "every other colour"),
-                        os.path.join(FLAGS.workdir, "recolour_samples.png"))
+                        os.path.join(FLAGS.workdir, "recolour_samples.png"), writer)
     figs += ["recolour_accuracy.png", "recolour_samples.png"]
     records.append({"method": "recolouring", "side_info": "none", "seed": FLAGS.seed,
                     "miou": None, "global_accuracy": None, "per_class_iou": None,

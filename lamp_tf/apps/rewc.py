@@ -171,7 +171,7 @@ def energy_table(records):
                                  "after rotation %"], rows)
 
 
-def make_figures(workdir, records, best, lambdas, num_tasks):
+def make_figures(workdir, records, best, lambdas, num_tasks, writer=None):
   paths = []
   for name, (lam, rs) in best.items():
     stack = np.array([[[np.nan if a is None else a for a in row] for row in r["accuracy_matrix"]]
@@ -181,7 +181,7 @@ def make_figures(workdir, records, best, lambdas, num_tasks):
                           [f"task {j + 1}" for j in range(num_tasks)],
                           f"{name} (λ={lam:g})" if lam is not None else name)
     path = f"accuracy_matrix_{name.replace(' ', '_').replace('-', '').lower()}.png"
-    results.save_figure(fig, os.path.join(workdir, path))
+    results.save_figure(fig, os.path.join(workdir, path), writer)
     paths.append(path)
   series = {}
   for (method, rotate), rs in _group(records, ["method", "rotate"]).items():
@@ -199,7 +199,7 @@ def make_figures(workdir, records, best, lambdas, num_tasks):
   if series and len(lambdas) > 0:
     fig = figures.lines([max(lam, 1e-3) for lam in lambdas], series,
                         "Average accuracy after the last task", "λ", "accuracy %", logx=True)
-    results.save_figure(fig, os.path.join(workdir, "lambda_sweep.png"))
+    results.save_figure(fig, os.path.join(workdir, "lambda_sweep.png"), writer)
     paths.append("lambda_sweep.png")
   rewc = _group([r for r in records if r["method"] == "rewc"], ["rotate"])
   if rewc:
@@ -210,7 +210,7 @@ def make_figures(workdir, records, best, lambdas, num_tasks):
         "after rotation": [100 * np.mean([r["fisher_energy_after"] for r in rs])
                            for rs in rewc.values()]},
         "Share of Fisher energy on the diagonal (task 1)", "%")
-    results.save_figure(fig, os.path.join(workdir, "fisher_energy.png"))
+    results.save_figure(fig, os.path.join(workdir, "fisher_energy.png"), writer)
     paths.append("fisher_energy.png")
   return paths
 
@@ -278,7 +278,8 @@ def main(argv):
     return
   lambdas = sorted(set(runtime_flags.floats(FLAGS.lambdas, "lambdas", minimum=0.0)))
   best = best_by_method(records)
-  figs = make_figures(FLAGS.workdir, records, best, lambdas, len(data.tasks))
+  figs = make_figures(FLAGS.workdir, records, best, lambdas, len(data.tasks),
+                      rt.writer("summary"))
   flat = [{k: v for k, v in r.items() if k != "accuracy_matrix"} | {"accuracy_matrix":
           r["accuracy_matrix"]} for r in records]
   results.write_results(FLAGS.workdir, PROGRAM, runtime_flags.flag_values(), flat, figs)
@@ -286,7 +287,8 @@ def main(argv):
   sections = [
       ("Setup", f"Data set `{FLAGS.dataset}`, tasks `{FLAGS.tasks}` ({len(data.train_x)} training "
                 f"/ {len(data.test_x)} test images), model `{FLAGS.model}`, {FLAGS.epochs} epochs "
-                f"per task, batch {FLAGS.batch_size}, Adam {FLAGS.lr:g}, {FLAGS.loss} loss over `{FLAGS.loss_classes}` logits, Fisher `{FLAGS.fisher}` "
+                f"per task, batch {FLAGS.batch_size}, Adam {FLAGS.lr:g}, {FLAGS.loss} loss over "
+                f"`{FLAGS.loss_classes}` logits, Fisher `{FLAGS.fisher}` "
                 f"from {FLAGS.fisher_samples} images per task ({FLAGS.fisher_mode}), convolution "
                 f"rotations `{FLAGS.conv_factor}`, seeds {FLAGS.seeds}. Single-head evaluation "
                 "(argmax over all classes seen so far)."),

@@ -176,7 +176,8 @@ def configs_table(records):
   for metric, better in (("fid", "lower"), ("kid", "lower"), ("iw", "higher"),
                          ("sample_accuracy", "higher")):
     rows.append([f"{metric.upper()} ({better} better)"] +
-                [results.mean_std([r[metric] for r in _select(records, config=c)], 4 if metric == "kid" else 2)
+                [results.mean_std([r[metric] for r in _select(records, config=c)],
+                                  digits=4 if metric == "kid" else 2)
                  for c in present])
   return results.markdown_table(["metric"] + [names[c] for c in present], rows)
 
@@ -187,10 +188,10 @@ def limited_table(records):
   for n in sizes:
     s, p = _select(records, images_per_class=n, config="none"), _select(
         records, images_per_class=n, config="both")
-    rows.append([n or "all", s[0]["train_images"] if s else "",
-                 results.mean_std([r["fid"] for r in s]) if s else "", results.mean_std([r["fid"] for r in p]) if p else "",
-                 results.mean_std([r["kid"] for r in s], digits=4) if s else "",
-                 results.mean_std([r["kid"] for r in p], digits=4) if p else ""])
+    stat = lambda rs, key, digits=2: results.mean_std([r[key] for r in rs], digits=digits) \
+        if rs else ""
+    rows.append([n or "all", s[0]["train_images"] if s else "", stat(s, "fid"), stat(p, "fid"),
+                 stat(s, "kid", 4), stat(p, "kid", 4)])
   return results.markdown_table(["images per class", "training images", "FID scratch",
                                  "FID pretrained", "KID scratch", "KID pretrained"], rows)
 
@@ -200,7 +201,8 @@ def sources_table(records):
   for r in records:
     groups.setdefault(r["source"] if r["config"] != "none" else "scratch", []).append(r)
   ranked = sorted(groups.items(), key=lambda kv: np.mean([r["fid"] for r in kv[1]]))
-  rows = [[i + 1, src, results.mean_std([r["fid"] for r in rs]), results.mean_std([r["kid"] for r in rs], digits=4),
+  rows = [[i + 1, src, results.mean_std([r["fid"] for r in rs]),
+           results.mean_std([r["kid"] for r in rs], digits=4),
            results.mean_std([r["iw"] for r in rs])] for i, (src, rs) in enumerate(ranked)]
   return results.markdown_table(["rank", "source", "FID", "KID", "IW"], rows)
 
@@ -277,7 +279,7 @@ def main(argv):
     sections.append(("What to transfer (four configurations)",
                      f"{FLAGS.main_size} target images per class.\n\n" + configs_table(rs)))
     results.save_figure(curve_figure(rs, "config", "FID during target training"),
-                        os.path.join(FLAGS.workdir, "fid_curves_configs.png"))
+                        os.path.join(FLAGS.workdir, "fid_curves_configs.png"), writer)
     figs.append("fid_curves_configs.png")
     seed0 = int(FLAGS.seeds[0])
     for config in FLAGS.configs:
@@ -286,7 +288,7 @@ def main(argv):
       grid = sample_grid(generator, target_train.num_classes, seed0)
       path = f"samples_{config}.png"
       results.save_figure(figures.image(grid, f"{config}: one row per class"),
-                          os.path.join(FLAGS.workdir, path))
+                          os.path.join(FLAGS.workdir, path), writer)
       writer.write_images(0, {f"samples/{config}": grid})
       figs.append(path)
   if "limited" in plan:
@@ -295,9 +297,11 @@ def main(argv):
     for config in ("none", "both"):
       sub = _select(rs, config=config)
       if sub:
-        results.save_figure(curve_figure(sub, "images_per_class",
-                                         f"FID during training ({'scratch' if config == 'none' else 'pretrained'}), by images per class"),
-                            os.path.join(FLAGS.workdir, f"fid_curves_limited_{config}.png"))
+        label = "scratch" if config == "none" else "pretrained"
+        fig = curve_figure(sub, "images_per_class",
+                           f"FID during training ({label}), by images per class")
+        results.save_figure(fig, os.path.join(FLAGS.workdir, f"fid_curves_limited_{config}.png"),
+                            writer)
         figs.append(f"fid_curves_limited_{config}.png")
   if "sources" in plan:
     sections.append(("Source selection", f"{FLAGS.main_size} target images per class, "

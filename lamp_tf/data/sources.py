@@ -68,7 +68,8 @@ def _open(name, builder, split, download):
   try:
     return builder.as_dataset(split=split, shuffle_files=False)
   except AssertionError:  # TFDS: "could not find data in ..."
-    raise DataNotFoundError(f"data set {name!r} is not prepared in {builder.data_dir}: {how}.") from None
+    raise DataNotFoundError(
+        f"data set {name!r} is not prepared in {builder.data_dir}: {how}.") from None
   except ValueError as e:
     if "split" in str(e).lower():
       raise ValueError(f"data set {name!r} has splits {sorted(builder.info.splits)}, not "

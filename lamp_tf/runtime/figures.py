@@ -1,4 +1,4 @@
-"""Matplotlib figures for reports (Agg backend, no display needed); save with results.save_figure."""
+"""Matplotlib figures for reports (Agg backend, no display); save with results.save_figure."""
 
 import matplotlib
 

@@ -65,10 +65,15 @@ def write_report(workdir, title, sections):
   files.write_text(os.path.join(workdir, REPORT), "\n".join(parts))
 
 
-def save_figure(fig, path):
-  """Saves a matplotlib figure as PNG atomically and closes it."""
+def save_figure(fig, path, writer=None, step=0):
+  """Saves a matplotlib figure as PNG atomically and closes it; with a MetricWriter, the same
+  figure also goes to TensorBoard as an image named after the file."""
   import matplotlib.pyplot as plt
   with files.atomic_path(path) as tmp:
     fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+  if writer is not None:
+    fig.canvas.draw()
+    rgb = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    writer.write_images(step, {"figures/" + os.path.splitext(os.path.basename(path))[0]: rgb})
   plt.close(fig)
   return path

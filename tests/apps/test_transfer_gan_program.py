@@ -10,7 +10,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-TINY = ["--sources=fashion_mnist:0,1", "--sources=mnist5k", "--target=fashion_mnist:5,7",
+TINY = ["--sources=fashion_mnist:0,1", "--sources=mnist5k",
+        "--target=fashion_mnist:5,7",
         "--configs=none,both", "--main_size=4", "--target_sizes=2,4", "--seeds=0", "--g_width=16", "--d_width=8",
         "--pretrain_iterations=3", "--iterations=4", "--batch_size=8", "--n_critic=2",
         "--eval_every=2", "--num_samples=40", "--iw_steps=5", "--classifier_steps=20",
@@ -64,6 +65,12 @@ def test_records_tables_and_figures(workdir):
   for heading in ("What to transfer", "Limited data", "Source selection"):
     assert heading in report
   assert "G pretrained / D pretrained" in report and "FID (classifier features" in report
+  # The tables show the recorded numbers themselves (one seed: no ± part).
+  configs = [r for r in runs if r["experiment"] == "configs"]
+  fid_row = next(l for l in report.splitlines() if l.startswith("| FID (lower better)"))
+  kid_row = next(l for l in report.splitlines() if l.startswith("| KID (lower better)"))
+  assert fid_row == "| FID (lower better) | " + " | ".join(f"{r['fid']:.2f}" for r in configs) + " |"
+  assert kid_row == "| KID (lower better) | " + " | ".join(f"{r['kid']:.4f}" for r in configs) + " |"
   for fig in results["figures"]:
     assert (workdir / fig).stat().st_size > 1000
 
