@@ -2,6 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 FASHION_DIR ?= /usr/share/datasets/fashion-mnist
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup data demo test bench clean
 
@@ -27,7 +28,7 @@ demo: setup
 	$(VENV)/bin/lamp-tf-reproduce --preset=quick --workdir=runs/demo
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests
 
 bench: setup
 	@$(PY) -c "import torch" 2>/dev/null || $(VENV)/bin/pip install -q torch==2.13.0  # benchmark only
