@@ -36,6 +36,8 @@ gan_flags.define_training_flags()
 gan_flags.define_scoring_flags()
 flags.adopt_module_key_flags(gan_flags)
 flags.DEFINE_string("dataset", "mnist5k", "Data set '<name>[:<classes>]' (see lamp_tf.data).")
+flags.DEFINE_string("test_split", "test", "Held-out split for evaluation ('validation' for LSUN, "
+                    "which has no test split).")
 flags.DEFINE_string("tasks", "0,1/2,3/4,5/6,7/8,9",
                     "Tasks: classes separated by ',', tasks by '/'.")
 flags.DEFINE_list("methods", list(mergan.METHODS), "Methods: jt, sft, ewc, dgr, jtr, ra.")
@@ -117,7 +119,7 @@ def main(argv):
   seeds = runtime_flags.ints(FLAGS.seeds, "seeds")
   load = lambda split: gan_data.load_gan_data(FLAGS.dataset, split, FLAGS.resolution,
                                               FLAGS.channels, FLAGS.data_dir, FLAGS.download)
-  train, test = load("train"), load("test")
+  train, test = load("train"), load(FLAGS.test_split)
   task_list = tuple(tuple(t) for t in tasks_lib.parse_tasks(FLAGS.tasks, train.num_classes))
   num_tasks = len(task_list)
   gan_config = gan_flags.gan_config(train.num_classes)

@@ -64,10 +64,12 @@ flags.DEFINE_integer("fisher_batch_size", 100, "Examples per vectorised Fisher J
 
 def load_data():
   """Preprocessed TaskData for the flags."""
-  train = sources.load_examples(FLAGS.dataset, "train", data_dir=FLAGS.data_dir,
-                                download=FLAGS.download)
-  test = sources.load_examples(FLAGS.dataset, "test", data_dir=FLAGS.data_dir,
-                               download=FLAGS.download)
+  shape = sources.image_shape(FLAGS.dataset, "train", data_dir=FLAGS.data_dir,
+                              download=FLAGS.download)
+  size = FLAGS.image_size if None in shape[:2] else None  # varying sizes (CUB): crop and resize
+  train, test = (sources.load_examples(FLAGS.dataset, split, data_dir=FLAGS.data_dir,
+                                       download=FLAGS.download, image_size=size)
+                 for split in ("train", "test"))
   task_list = tasks_lib.parse_tasks(FLAGS.tasks, train.num_classes)
   if FLAGS.max_train:
     train = train.take(np.sort(np.random.default_rng(0).permutation(len(train))[:FLAGS.max_train]))

@@ -39,7 +39,9 @@ def parse_spec(spec):
 def load_gan_data(spec, split, resolution=32, channels=None, data_dir=None, download=False):
   """GANData for a spec; images padded (if smaller) or resized to `resolution`."""
   name, classes = parse_spec(spec)
-  ex = sources.load_examples(name, split, data_dir=data_dir, download=download)
+  varying = None in sources.image_shape(name, split, data_dir=data_dir, download=download)[:2]
+  ex = sources.load_examples(name, split, data_dir=data_dir, download=download,
+                             image_size=resolution if varying else None)
   if classes is None:
     classes = list(range(ex.num_classes))
   tasks.parse_tasks(",".join(map(str, classes)), ex.num_classes)  # validates the classes

@@ -20,6 +20,13 @@ def pad_to(images, size):
   return tf.pad(images, paddings)
 
 
+def center_square(image):
+  """The central square crop of one image [H, W, C] (H and W may be dynamic)."""
+  h, w = tf.shape(image)[0], tf.shape(image)[1]
+  side = tf.minimum(h, w)
+  return tf.image.crop_to_bounding_box(image, (h - side) // 2, (w - side) // 2, side, side)
+
+
 def set_channels(images, channels):
   """Converts between 1 and 3 channels; a matching count is returned unchanged."""
   have = images.shape[-1]

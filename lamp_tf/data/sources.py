@@ -20,7 +20,7 @@ import tensorflow_datasets as tfds
 
 from lamp_tf.data import fashion_mnist, mnist5k
 from lamp_tf.data.errors import DataNotFoundError, UnknownDataError
-from lamp_tf.data.preprocess import set_channels
+from lamp_tf.data.preprocess import center_square, set_channels
 
 LOCAL_SOURCES = ("fashion_mnist", "mnist5k")
 
@@ -117,7 +117,8 @@ def _single(name, split, data_dir, download):
 def load(name, split, *, data_dir=None, image_size=None, download=False):
   """tf.data.Dataset of (uint8 image, int64 label) and the class names, for a named source.
 
-  `image_size` resizes (with antialiasing) to a square; needed when image sizes vary.
+  `image_size` crops the central square and resizes it (with antialiasing) to that size; needed
+  when image sizes vary (LSUN, CUB): see `image_shape`.
   `download` lets TFDS download a data set that is not prepared (off by default: offline, TFDS
   retries for minutes before it fails).
   """
@@ -136,16 +137,25 @@ def load(name, split, *, data_dir=None, image_size=None, download=False):
     ds = ds.concatenate(other)
   if image_size is not None:
     def resize(x, y):
-      x = tf.image.resize(tf.cast(x, tf.float32), [image_size, image_size], antialias=True)
+      x = tf.image.resize(tf.cast(center_square(x), tf.float32), [image_size, image_size], antialias=True)
       return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8), y
     ds = ds.map(resize, num_parallel_calls=tf.data.AUTOTUNE)
   return ds, class_names
+
+
+def image_shape(name, split, *, data_dir=None, download=False):
+  """The static image shape of a source, with None where sizes vary (LSUN, CUB)."""
+  ds, _ = load(name, split, data_dir=data_dir, download=download)
+  return tuple(ds.element_spec[0].shape.as_list())
 
 
 def load_examples(name, split, *, data_dir=None, image_size=None, max_examples=None,
                   download=False):
   """The split in memory as `Examples` (the first `max_examples` when given)."""
   ds, class_names = load(name, split, data_dir=data_dir, image_size=image_size, download=download)
+  if not ds.element_spec[0].shape.is_fully_defined():
+    raise ValueError(f"the images of {name!r} vary in size ({ds.element_spec[0].shape}): pass "
+                     "image_size to crop and resize them to one square size.")
   if max_examples is not None:
     ds = ds.take(max_examples)
   images, labels = [], []

@@ -79,6 +79,14 @@ def test_tfds_names_through_the_generic_path(name, size, shape, num_classes, tmp
   assert ex.labels.dtype == np.int64 and ((0 <= ex.labels) & (ex.labels < num_classes)).all()
 
 
+def test_varying_image_sizes_need_a_size(tmp_path):
+  with tfds.testing.mock_data(num_examples=4):
+    assert sources.image_shape("lsun/bedroom", "train", data_dir=str(tmp_path)) == (None, None, 3)
+    assert sources.image_shape("mnist", "train", data_dir=str(tmp_path)) == (28, 28, 1)
+    with pytest.raises(ValueError, match="vary in size.*pass image_size"):
+      sources.load_examples("lsun/bedroom", "train", data_dir=str(tmp_path))
+
+
 def test_joined_names_get_consecutive_label_ranges(tmp_path):
   with tfds.testing.mock_data(num_examples=3):
     ex = sources.load_examples("lsun/bedroom+lsun/kitchen+mnist5k", "train",

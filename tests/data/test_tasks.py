@@ -50,6 +50,15 @@ def test_pad_to_32_centres_the_image():
   assert out[2:30, 2:30].min() == 1.0 and out[:2].max() == 0.0 and out[:, 30:].max() == 0.0
 
 
+@pytest.mark.parametrize("h,w", [(6, 10), (10, 6), (7, 7)])
+def test_center_square_keeps_the_middle(h, w):
+  img = np.arange(h * w, dtype=np.int32).reshape(h, w, 1)
+  side = min(h, w)
+  top, left = (h - side) // 2, (w - side) // 2
+  np.testing.assert_array_equal(preprocess.center_square(img).numpy(),
+                                img[top:top + side, left:left + side])
+
+
 def test_scale_ranges_and_unscale_round_trip():
   x = np.array([0, 128, 255], np.uint8).reshape(1, 1, 3, 1)
   np.testing.assert_allclose(preprocess.scale(x, "-1,1").numpy().ravel(), [-1, 128 / 127.5 - 1, 1],
