@@ -173,9 +173,10 @@ def configs_table(records):
            "generator": "G pretrained / D scratch", "both": "G pretrained / D pretrained"}
   present = [c for c in transfer.CONFIGS if _select(records, config=c)]
   rows = []
-  for metric, better in (("fid", "lower"), ("kid", "lower"), ("iw", "higher"),
-                         ("sample_accuracy", "higher")):
-    rows.append([f"{metric.upper()} ({better} better)"] +
+  for metric, label in (("fid", "FID (lower better)"), ("kid", "KID (lower better)"),
+                        ("iw", "IW (higher better)"),
+                        ("sample_accuracy", "sample accuracy (higher better)")):
+    rows.append([label] +
                 [results.mean_std([r[metric] for r in _select(records, config=c)],
                                   digits=4 if metric == "kid" else 2)
                  for c in present])
