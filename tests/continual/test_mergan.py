@@ -101,14 +101,22 @@ class Crash(Exception):
   pass
 
 
+def _runtime_and_evaluator(tmp_path, images, labels, checkpoint_every, samples_per_class,
+                           reverse_steps):
+  """A default-strategy Runtime in tmp_path and a tiny 4-class seen-classes evaluator."""
+  rt = runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(tmp_path),
+                             export_dir="", log_every_secs=1e9, checkpoint_every=checkpoint_every)
+  clf = features_lib.DomainClassifier.train(images, labels, images, labels, 4, steps=2)
+  return rt, seen_classes.SeenClassesEvaluator(clf, images, labels, 4,
+                                               samples_per_class=samples_per_class,
+                                               reverse_steps=reverse_steps)
+
+
 @pytest.mark.parametrize("method", ["ewc", "dgr", "jtr"])  # RA: below; JT, SFT: program test
 def test_methods_with_their_own_machinery_run_two_tasks_and_report(method, tmp_path):
   images, labels = _data()
-  rt = runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(tmp_path),
-                             export_dir="", log_every_secs=1e9, checkpoint_every=2)
-  clf = features_lib.DomainClassifier.train(images, labels, images, labels, 4, steps=2)
-  evaluator = seen_classes.SeenClassesEvaluator(clf, images, labels, 4, samples_per_class=3,
-                                                reverse_steps=2)
+  rt, evaluator = _runtime_and_evaluator(tmp_path, images, labels, checkpoint_every=2,
+                                         samples_per_class=3, reverse_steps=2)
   cfg = mergan.MerganConfig(method=method, iterations=2, batch_size=4, n_critic=2,
                             fisher_samples=4, solver_steps=2, dgr_max_draws=2)
   record = mergan.run(rt, cfg, SMALL, images, labels, ((0, 1), (2, 3)), str(tmp_path / "run"),
@@ -121,11 +129,8 @@ def test_methods_with_their_own_machinery_run_two_tasks_and_report(method, tmp_p
 
 def test_a_run_killed_mid_task_resumes_there(tmp_path, monkeypatch):
   images, labels = _data()
-  rt = runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(tmp_path),
-                             export_dir="", log_every_secs=1e9, checkpoint_every=1)
-  clf = features_lib.DomainClassifier.train(images, labels, images, labels, 4, steps=2)
-  evaluator = seen_classes.SeenClassesEvaluator(clf, images, labels, 4, samples_per_class=2,
-                                                reverse_steps=1)
+  rt, evaluator = _runtime_and_evaluator(tmp_path, images, labels, checkpoint_every=1,
+                                         samples_per_class=2, reverse_steps=1)
   cfg = mergan.MerganConfig(method="ra", iterations=3, batch_size=4, n_critic=1)
   args = (SMALL, images, labels, ((0, 1), (2, 3)))
   full = mergan.run(rt, cfg, *args, str(tmp_path / "full"), evaluator,
