@@ -20,7 +20,6 @@ from absl import app, flags, logging
 from lamp_tf.apps import gan_flags
 from lamp_tf.continual import mergan
 from lamp_tf.data import gan_data, tasks as tasks_lib
-from lamp_tf.gan import transfer
 from lamp_tf.metrics import features as features_lib, seen_classes
 from lamp_tf.runtime import figures, flags as runtime_flags, results
 
@@ -38,33 +37,105 @@ flags.adopt_module_key_flags(gan_flags)
 flags.DEFINE_string("dataset", "mnist5k", "Data set '<name>[:<classes>]' (see lamp_tf.data).")
 flags.DEFINE_string("test_split", "test", "Held-out split for evaluation ('validation' for LSUN, "
                     "which has no test split).")
-flags.DEFINE_string("tasks", "0,1/2,3/4,5/6,7/8,9",
-                    "Tasks: classes separated by ',', tasks by '/'.")
+flags.DEFINE_string("tasks", "0/1/2/3/4/5/6/7/8/9",
+                    "Tasks: classes separated by ',', tasks by '/' (the paper: one class per "
+                    "task, '0/1/2/3/4/5/6/7/8/9').")
 flags.DEFINE_list("methods", list(mergan.METHODS), "Methods: jt, sft, ewc, dgr, jtr, ra.")
 flags.DEFINE_list("seeds", ["0"], "Seeds (tables: mean and std).")
-flags.DEFINE_integer("iterations", 4001, "Generator updates per task.", lower_bound=1)
-flags.DEFINE_float("ra_weight", 1e-3, "Replay alignment weight (reference-code scale).",
-                   lower_bound=0.0)
+flags.DEFINE_integer("iterations", 4001, "Generator updates per task (the paper: 4001).",
+                     lower_bound=1)
+flags.DEFINE_integer("first_task_iterations", 0, "Generator updates of the first task, which "
+                     "starts from an untrained generator (0: --iterations).", lower_bound=0)
+flags.DEFINE_bool("share_first_task", True, "Train the first task once per seed and start every "
+                  "conditional method (all but DGR) from it: they train the identical task.")
+flags.DEFINE_float("ra_weight", 1e-3, "Replay alignment weight (the reference's RA_FACTOR: 1e-3 "
+                   "on MNIST and LSUN, 1e-2 on SVHN).", lower_bound=0.0)
 flags.DEFINE_float("ewc_weight", 1e9, "EWC weight on the generator.", lower_bound=0.0)
+flags.DEFINE_enum("sample_bn", "batch", list(mergan.SAMPLE_BN), "Generator batch norm when "
+                  "sampling, replaying and aligning: batch = per-class batch moments (the "
+                  "reference), moving = moving averages.")
+flags.DEFINE_enum("replay_batch", "split", list(mergan.REPLAY_BATCH), "Replayed samples per "
+                  "step: split = batch // n_old per old class (the reference on MNIST/SVHN), "
+                  "per_class = a batch per old class (the reference on LSUN).")
+flags.DEFINE_enum("jtr", "reference", list(mergan.JTR_MODES), "MeRGAN-JTR: reference = "
+                  "per-class replay terms, old samples as real, no GP on replays; union = real "
+                  "and replayed batches joined (the project's earlier variant).")
 flags.DEFINE_integer("fisher_samples", 512, "Samples for the generator's Fisher.", lower_bound=1)
 flags.DEFINE_integer("solver_steps", 1000, "DGR classifier steps per task.", lower_bound=1)
-flags.DEFINE_integer("eval_samples", 500, "Generated images per class per evaluation.",
-                     lower_bound=2)
+flags.DEFINE_integer("eval_samples", 6400, "Generated images per class per evaluation (the "
+                     "reference: 100 x 64).", lower_bound=2)
 flags.DEFINE_integer("reverse_steps", 500, "Training steps of the reverse-accuracy classifier.",
                      lower_bound=1)
 flags.DEFINE_integer("tsne_samples", 300, "Task-1 samples per method in the t-SNE figure.",
                      lower_bound=10)
 
 
-def table(records, row, key, scale=100.0, digits=2):
+def _valid_tasks(spec):
+  try:
+    tasks_lib.parse_tasks(spec)
+  except ValueError as e:
+    raise flags.ValidationError(str(e).replace(f"--tasks={spec!r}: ", "")) from None
+  return True
+
+
+def _valid_seeds(values):
+  try:
+    seeds = [int(v) for v in values]
+  except ValueError:
+    raise flags.ValidationError("expected integers, e.g. --seeds=0,1,2.") from None
+  if len(set(seeds)) != len(seeds) or not seeds:
+    raise flags.ValidationError("give each seed once, at least one.")
+  return True
+
+
+flags.register_validator("tasks", _valid_tasks)
+flags.register_validator(
+    "methods", lambda m: bool(m) and set(m) <= set(mergan.METHODS),
+    f"unknown method; choose from {', '.join(mergan.METHODS)} (comma-separated).")
+flags.register_validator("seeds", _valid_seeds)
+
+
+# The paper's Table 1 (accuracy %), for the rows it has.
+PAPER_ACCURACY = {
+    ("mnist", 5): {"jt": 97.66, "sft": 19.87, "ewc": 70.62, "dgr": 90.39, "jtr": 97.93,
+                   "ra": 98.19},
+    ("mnist", 10): {"jt": 96.92, "sft": 10.06, "ewc": 77.03, "dgr": 85.40, "jtr": 97.00,
+                    "ra": 97.01},
+    ("svhn", 10): {"jt": 84.82, "sft": 10.10, "ewc": 33.02, "dgr": 47.28, "jtr": 66.50,
+                   "ra": 66.78},
+}
+
+
+def table_rows(num_tasks):
+  """The tasks after which Table 1 reports (the paper: after the 5th and the 10th), and the
+  last."""
+  return sorted({t for t in (5, 10) if t <= num_tasks} | {num_tasks})
+
+
+def table1(records, key, num_tasks, scale=100.0, paper=None):
+  """Rows 'after task k' x columns methods, mean ± std over seeds of `<key>_per_task`; with
+  `paper` ({(k): {method: value}}), the paper's row under each of ours."""
   methods = [m for m in mergan.METHODS if any(r["method"] == m for r in records)]
-  cells = [results.mean_std([r[key] for r in records if r["method"] == m], scale, digits)
-           for m in methods]
-  return results.markdown_table([""] + [NAMES[m] for m in methods], [[row] + cells])
+  rows = []
+  for k in table_rows(num_tasks):
+    rows.append([f"after task {k}"] + [
+        results.mean_std([r[f"{key}_per_task"][k - 1] for r in records if r["method"] == m],
+                         scale) for m in methods])
+    if paper and k in paper:
+      rows.append([f"paper, after task {k}"] + [paper[k].get(m, "-") for m in methods])
+  return results.markdown_table([""] + [NAMES[m] for m in methods], rows)
 
 
-def grid_figure(grids, class_names, method):
-  """Fixed-z grid: one row per class, one column per task (blank before a class is seen)."""
+def paper_rows(dataset):
+  family = "mnist" if dataset.startswith("mnist") else "svhn" if dataset.startswith("svhn") \
+      else None
+  return {k: v for (f, k), v in PAPER_ACCURACY.items() if f == family}
+
+
+def grid_figure(grids, class_names, method, classes):
+  """Fixed-z grid: one row per class of the tasks, one column per task (blank before a class
+  is seen)."""
+  grids = grids[:, list(classes)]
   t, k = grids.shape[:2]
   images = ((np.transpose(grids, [1, 0, 2, 3, 4]).reshape(k * t, *grids.shape[2:]) + 1) * 127.5)
   grid = figures.image_grid(images.clip(0, 255).astype(np.uint8), k, t)
@@ -103,28 +174,43 @@ def tsne_figure(samplers, classifier, real_task1, task1_classes, seed):
 
 def config(method, seed):
   return mergan.MerganConfig(
-      method=method, seed=seed, iterations=FLAGS.iterations, batch_size=FLAGS.batch_size,
+      method=method, seed=seed, iterations=FLAGS.iterations,
+      first_task_iterations=FLAGS.first_task_iterations, batch_size=FLAGS.batch_size,
       n_critic=FLAGS.n_critic, lr=FLAGS.lr, gp_weight=FLAGS.gp_weight, ac_weight=FLAGS.ac_weight,
       ra_weight=FLAGS.ra_weight, ewc_weight=FLAGS.ewc_weight, fisher_samples=FLAGS.fisher_samples,
-      solver_steps=FLAGS.solver_steps)
+      solver_steps=FLAGS.solver_steps, sample_bn=FLAGS.sample_bn, replay_batch=FLAGS.replay_batch,
+      jtr=FLAGS.jtr)
 
 
 def main(argv):
   del argv
   rt = runtime_flags.runtime_from_flags()
-  bad = set(FLAGS.methods) - set(mergan.METHODS)
-  if bad:
-    raise app.UsageError(f"--methods: unknown {sorted(bad)}; choose from "
-                         f"{', '.join(mergan.METHODS)}.")
   seeds = runtime_flags.ints(FLAGS.seeds, "seeds")
   load = lambda split: gan_data.load_gan_data(FLAGS.dataset, split, FLAGS.resolution,
                                               FLAGS.channels, FLAGS.data_dir, FLAGS.download)
   train, test = load("train"), load(FLAGS.test_split)
-  task_list = tuple(tuple(t) for t in tasks_lib.parse_tasks(FLAGS.tasks, train.num_classes))
+  try:
+    task_list = tuple(tuple(t) for t in tasks_lib.parse_tasks(FLAGS.tasks, train.num_classes))
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   num_tasks = len(task_list)
+  old_max = sum(len(t) for t in task_list[:-1])
+  if {"ra", "jtr"} & set(FLAGS.methods) and FLAGS.replay_batch == "split" \
+      and FLAGS.batch_size < old_max:
+    raise app.UsageError(f"--batch_size={FLAGS.batch_size} is smaller than the {old_max} old "
+                         "classes of the last task: --replay_batch=split gives each old class "
+                         "batch // n_old samples; raise --batch_size or use per_class.")
+  try:
+    for method in FLAGS.methods:
+      config(method, seeds[0])
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   gan_config = gan_flags.gan_config(train.num_classes)
   image_shape = train.images.shape[1:]
   run_dir = lambda method, seed: os.path.join(FLAGS.workdir, "runs", f"{method}_seed{seed}")
+  first_budget = FLAGS.first_task_iterations or FLAGS.iterations
+  first_task_dir = lambda seed: os.path.join(FLAGS.workdir, "runs",
+                                             f"first_task_seed{seed}_{first_budget}it")
   continual = [m for m in FLAGS.methods if m not in ("jt", "dgr")] or \
       [m for m in FLAGS.methods if m != "dgr"]
 
@@ -134,9 +220,10 @@ def main(argv):
       logging.info("no conditional generator to export (only DGR was run)")
       return
     best = max(candidates, key=lambda r: r["accuracy"])
-    nets = mergan.restore_networks(rt, config(best["method"], best["seed"]), gan_config,
-                                   image_shape, num_tasks, run_dir(best["method"], best["seed"]))
-    transfer.export_generator(nets.generator, nets.critic, FLAGS.export_dir)
+    cfg = config(best["method"], best["seed"])
+    nets = mergan.restore_networks(rt, cfg, gan_config, image_shape, num_tasks,
+                                   run_dir(best["method"], best["seed"]))
+    mergan.export(cfg, nets, sorted(c for t in task_list for c in t), FLAGS.export_dir)
     logging.info("exported %s seed %d (accuracy %.4f) to %s", best["method"], best["seed"],
                  best["accuracy"], FLAGS.export_dir)
 
@@ -153,9 +240,21 @@ def main(argv):
   evaluator = seen_classes.SeenClassesEvaluator(
       classifier, test.images, test.labels, train.num_classes,
       samples_per_class=FLAGS.eval_samples, reverse_steps=FLAGS.reverse_steps)
-  grid_z = np.random.default_rng(1234).normal(size=[train.num_classes, 128]).astype(np.float32)
+  # Fixed noise of the grids: a batch of 64 per class (batch statistics), the first one shown.
+  grid_z = np.random.default_rng(1234).normal(size=[train.num_classes, 64, 128]).astype(
+      np.float32)
   records = []
   for seed in seeds:
+    first = None
+    if FLAGS.share_first_task and any(m != "dgr" for m in FLAGS.methods):
+      first = first_task_dir(seed)
+      if not os.path.exists(os.path.join(first, results.RECORD)):
+        rt.seed(seed)
+        logging.info("shared first task, seed %d", seed)
+        record = mergan.run(rt, config("sft", seed), gan_config, train.images, train.labels,
+                            task_list[:1], first, evaluator, grid_z)
+        if rt.is_chief:
+          results.save_record(first, record)
     for method in FLAGS.methods:
       directory = run_dir(method, seed)
       record = results.load_record(directory)
@@ -163,8 +262,10 @@ def main(argv):
         rt.seed(seed)
         logging.info("run %s seed %d", method, seed)
         record = mergan.run(rt, config(method, seed), gan_config, train.images, train.labels,
-                            task_list, directory, evaluator, grid_z)
-        record = {"dataset": FLAGS.dataset, "num_tasks": num_tasks, **record}
+                            task_list, directory, evaluator, grid_z,
+                            init_from=None if method == "dgr" else first)
+        record = {"dataset": FLAGS.dataset, "num_tasks": num_tasks, **record,
+                  "code_version": results.code_version()}
         if rt.is_chief:
           results.save_record(directory, record)
       logging.info("%s seed %d: accuracy %.4f reverse %.4f FID %.2f", method, seed,
@@ -173,11 +274,11 @@ def main(argv):
   if not rt.is_chief:
     return
 
-  row = f"{FLAGS.dataset} ({num_tasks} tasks)"
   figs, writer = [], rt.writer("summary")
   for method in FLAGS.methods:
     grids = np.load(os.path.join(run_dir(method, seeds[0]), "grids.npy"))
-    fig, grid = grid_figure(grids, train.class_names, method)
+    fig, grid = grid_figure(grids, train.class_names, method,
+                            [c for task in task_list for c in task])
     results.save_figure(fig, os.path.join(FLAGS.workdir, f"grid_{method}.png"), writer)
     writer.write_images(num_tasks, {f"fixed_z_grid/{method}": grid})
     figs.append(f"grid_{method}.png")
@@ -197,27 +298,40 @@ def main(argv):
     results.save_figure(tsne_figure(samplers, classifier, task1, task_list[0], seeds[0]),
                         os.path.join(FLAGS.workdir, "tsne_task1.png"), writer)
     figs.append("tsne_task1.png")
-  per_task = results.markdown_table(
+  per_task = lambda key: results.markdown_table(
       ["method"] + [f"after task {t + 1}" for t in range(num_tasks)],
-      [[NAMES[m]] + [results.mean_std([r["accuracy_per_task"][t] for r in records
-                                       if r["method"] == m], 100.0)
+      [[NAMES[m]] + [results.mean_std([r[key][t] for r in records if r["method"] == m], 100.0)
                      for t in range(num_tasks)] for m in FLAGS.methods])
-  setup = (f"`{FLAGS.dataset}`, tasks `{FLAGS.tasks}`; {FLAGS.architecture} "
+  first_budget = FLAGS.first_task_iterations or FLAGS.iterations
+  shared = [r for r in records if r.get("shared_first_task")]
+  setup = (f"`{FLAGS.dataset}`, tasks `{FLAGS.tasks}` ({num_tasks} tasks); {FLAGS.architecture} "
            f"{FLAGS.resolution}x{FLAGS.resolution} AC-GAN ({FLAGS.conditioning}), "
-           f"{FLAGS.iterations} generator updates per task, batch {FLAGS.batch_size}, "
-           f"{FLAGS.n_critic} critic steps, Adam {FLAGS.lr:g} (0, 0.9) reset every task, RA "
-           f"weight {FLAGS.ra_weight:g}, EWC weight {FLAGS.ewc_weight:g}, seeds {FLAGS.seeds}. "
-           f"Training wall time per run (s): " + ", ".join(
+           f"{first_budget} generator updates on the first task and {FLAGS.iterations} on each "
+           f"later one (the paper: 4001), batch {FLAGS.batch_size}, {FLAGS.n_critic} critic "
+           f"steps, Adam {FLAGS.lr:g} (0, 0.9) reset every task, RA weight {FLAGS.ra_weight:g}, "
+           f"EWC weight {FLAGS.ewc_weight:g}, generator batch norm when sampling: "
+           f"{FLAGS.sample_bn}, replays: {FLAGS.replay_batch}, JTR: {FLAGS.jtr}; seeds "
+           f"{FLAGS.seeds}." + (" The first task was trained once per seed and shared by "
+                                f"{', '.join(sorted({NAMES[r['method']] for r in shared}))}."
+                                if shared else "") +
+           " Training wall time per run, first task included (s): " + ", ".join(
                f"{NAMES[r['method']]} {r['train_wall_time_s']:.0f}" for r in records
-               if r["seed"] == seeds[0]) + ". Scores after the last task on "
-           f"{FLAGS.eval_samples} samples per class; the real-data classifier (test accuracy "
-           f"{classifier.test_accuracy:.4f}) gives the accuracy and the FID features.")
+               if r["seed"] == seeds[0]) + f". Scores on {FLAGS.eval_samples} samples per "
+           f"class; the real-data classifier (test accuracy {classifier.test_accuracy:.4f}) "
+           "gives the accuracy and the FID features.")
+  paper = paper_rows(FLAGS.dataset)
   sections = [
       ("Setup", setup),
-      ("Accuracy % (the shape of the paper's Table 1)", table(records, row, "accuracy")),
-      ("Reverse accuracy %", table(records, row, "reverse_accuracy")),
-      ("FID (classifier features)", table(records, row, "fid", scale=1.0)),
-      ("Accuracy % on the classes seen so far, after each task", per_task),
+      ("Accuracy % (the paper's Table 1)", table1(records, "accuracy", num_tasks,
+                                                   paper=paper) +
+       ("\n\nThe paper's rows are on full MNIST at 4001 updates per task; ours at the budget "
+        "above." if paper else "")),
+      ("Reverse accuracy %", table1(records, "reverse_accuracy", num_tasks)),
+      ("FID (classifier features)", table1(records, "fid", num_tasks, scale=1.0)),
+      ("Accuracy % on the classes seen so far, after each task",
+       per_task("accuracy_per_task")),
+      (f"Accuracy % on the first task's classes {list(task_list[0])}, after each task",
+       per_task("first_task_accuracy_per_task")),
       ("Figures", "\n\n".join(f"![{f}]({f})" for f in figs)),
   ]
   writer.flush()

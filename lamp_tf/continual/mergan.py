@@ -11,17 +11,37 @@ Methods (one run each; `MerganConfig.method`):
   task plus replays of the previous generator, and a classifier (the solver) trained on the
   current task plus those replays labelled by the previous solver. A class's samples are
   obtained by rejection sampling with the solver;
-- 'jtr': joint training with replay: every real batch of the current task is joined by one
-  batch of the frozen previous generator's samples, labels spread evenly over the old classes;
-  critic and generator train on the union (the gradient penalty covers the union too);
-- 'ra': replay alignment: the critic sees only current real data; the generator adds
-  L_RA = ra_weight * n_old * 1/2 * sum_{i in batch} ||G_t(z_i, c_i) - G_{t-1}(z_i, c_i)||^2
-  with a batch of `batch_size` pairs (same z and c for both generators), c spread evenly over
-  the n_old old classes. The reference code sums tf.nn.l2_loss (1/2 sum over pixels and
-  samples) over the old classes with a batch per class, i.e. n_old times our batch sum in
-  expectation; so published weights (1e-3, 1e-2 on SVHN) carry over unchanged. Both generators
-  run in inference mode (batch-norm moving statistics), so L_RA is exactly zero when their
-  weights agree and aligns what is sampled.
+- 'jtr': joint training with replay (see `jtr` below);
+- 'ra': replay alignment (see below).
+
+Choices that follow the authors' code (WuChenshen/MeRGAN `mergan.py`), the defaults here:
+- Replayed samples (`replay_batch`): on MNIST and SVHN the reference sets `REDUCE_BATCH`, so
+  each of the n_old old classes gets `batch // n_old` samples ('split'); on LSUN a full batch
+  per old class ('per_class'). Replays are drawn per class, same z and c for G_t and G_{t-1}.
+- RA (`RA_loss_fn`): L_RA = ra_weight * sum_{i old} l2_loss(G_t(z, i) - G_{t-1}(z, i)) / n_old
+  with l2_loss = 1/2 * sum of squares over that class's samples ('split'; 'per_class': no
+  division). The critic sees only current real data.
+- JTR (`JTR_loss_fn`, `jtr='reference'`): per old class i, the critic scores G_{t-1}(z, i) as
+  real against G_t(z, i) as fake, mean D(G_t) - mean D(G_{t-1}) + CE(C(G_{t-1}(z, i)), i), with
+  no gradient penalty on replays; the generator adds -mean D(G_t(z, i)) + CE(C(G_t(z, i)), i).
+  Per-class terms are summed ('split': each old class weighs as much as the current real
+  data) or averaged ('per_class'). `jtr='union'` is the project's earlier variant: each real
+  batch is joined by one batch of replays spread over the old classes and critic and generator
+  train on the union (gradient penalty included), so an old class weighs 1 / (2 n_old).
+  The AC terms of replays carry `ac_weight` (1, the reference's ACGAN_SCALE).
+- Batch norm (`sample_bn='batch'`): the reference's conditional batch norm always normalises with
+  the batch's moments and samples, replays and aligns one class per batch; here every sampling
+  pass (replays, alignment, evaluation, grids, the EWC Fisher) and every training pass uses
+  per-class batch moments (`nets.gan.ConditionalBatchNorm`, moments='class'). For the
+  one-class batches of SFT, EWC, JTR and RA that is the batch's moments, as the reference; JT's
+  mixed batches are normalised class by class, as it is sampled (the reference's `joint.py`,
+  a separate program, normalises mixed batches as a whole in training and test).
+  `sample_bn='moving'` samples with the moving averages instead (shared by all classes, so
+  under RA they come from current-class batches only). For serving, per-class statistics are
+  calibrated at export (`nets.gan.calibrate_class_moments`).
+- Protocol: one class per task; the first task (from an untrained generator) may have a larger
+  budget (`first_task_iterations`). Every conditional method trains the identical first task,
+  so a run can start from a shared first-task checkpoint (`run(init_from=...)`).
 
 Every task resets both optimisers (as the paper) and keeps a frozen copy of the generator at its
 end. The run's TrainState holds the networks, optimisers, frozen copies, EWC terms, DGR solver,
@@ -31,6 +51,7 @@ sample grids to `grids.npy`, so a run killed anywhere resumes there.
 
 import dataclasses
 import os
+import shutil
 import time
 
 import keras
@@ -40,13 +61,16 @@ from absl import logging
 
 from lamp_tf.continual import ewc as ewc_lib, fisher as fisher_lib
 from lamp_tf.data import pipeline
-from lamp_tf.gan import losses, train
+from lamp_tf.gan import losses, train, transfer
 from lamp_tf.metrics import features as features_lib
 from lamp_tf.nets import gan as gan_nets
 from lamp_tf.runtime import files, loop, strategy as strategy_lib
 from lamp_tf.runtime.strategy import replica_share
 
 METHODS = ("jt", "sft", "ewc", "dgr", "jtr", "ra")
+SAMPLE_BN = ("batch", "moving")
+REPLAY_BATCH = ("split", "per_class")
+JTR_MODES = ("reference", "union")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +78,7 @@ class MerganConfig:
   method: str = "ra"
   seed: int = 0
   iterations: int = 4001  # generator updates per task
+  first_task_iterations: int = 0  # generator updates of the first task (0: `iterations`)
   batch_size: int = 64
   n_critic: int = 5
   lr: float = 1e-4
@@ -64,15 +89,54 @@ class MerganConfig:
   fisher_samples: int = 512
   solver_steps: int = 1000
   dgr_max_draws: int = 50  # rejection sampling: at most this many draws per requested sample
+  sample_bn: str = "batch"
+  replay_batch: str = "split"
+  jtr: str = "reference"
 
   def __post_init__(self):
-    if self.method not in METHODS:
-      raise ValueError(f"--methods: unknown method {self.method!r}; choose from "
-                       f"{', '.join(METHODS)}.")
+    for flag, value, allowed in (("methods", self.method, METHODS),
+                                 ("sample_bn", self.sample_bn, SAMPLE_BN),
+                                 ("replay_batch", self.replay_batch, REPLAY_BATCH),
+                                 ("jtr", self.jtr, JTR_MODES)):
+      if value not in allowed:
+        raise ValueError(f"--{flag}: unknown {value!r}; choose from {', '.join(allowed)}.")
+    for flag in ("iterations", "batch_size", "n_critic"):
+      if getattr(self, flag) < 1:
+        raise ValueError(f"--{flag}={getattr(self, flag)}: must be >= 1.")
+    for flag in ("first_task_iterations", "ra_weight", "ewc_weight", "gp_weight", "ac_weight"):
+      if getattr(self, flag) < 0:
+        raise ValueError(f"--{flag}={getattr(self, flag)}: must be >= 0.")
+
+  @property
+  def moments(self):
+    """The generator's batch-norm statistics when sampling (see nets.gan)."""
+    return "class" if self.sample_bn == "batch" else None
+
+  def task_iterations(self, t):
+    return (self.first_task_iterations or self.iterations) if t == 0 else self.iterations
+
+  def task_start(self, t):
+    """Global step at which task t (0-based) starts."""
+    return 0 if t == 0 else self.task_iterations(0) + (t - 1) * self.iterations
 
 
-def _fold(seed, k):
-  return tf.random.experimental.stateless_fold_in(seed, k)
+def replay_labels(old_classes, batch, replay_batch):
+  """Labels of one step's replays, one block per old class: `batch // n_old` each ('split') or
+  `batch` each ('per_class'); and the factor that turns the mean over these rows into the
+  reference's combination of per-class means (sum for 'split', average for 'per_class')."""
+  n_old = len(old_classes)
+  per = batch // n_old if replay_batch == "split" else batch
+  if per < 1:
+    raise ValueError(f"--batch_size={batch} is smaller than the {n_old} old classes: each old "
+                     "class needs at least one replayed sample; raise --batch_size or use "
+                     "--replay_batch=per_class.")
+  labels = np.repeat(np.asarray(old_classes, np.int64), per)
+  return labels, float(n_old if replay_batch == "split" else 1)
+
+
+def _global_rows(n_local):
+  replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+  return n_local * replicas
 
 
 def _spread(classes, n):
@@ -81,9 +145,8 @@ def _spread(classes, n):
   return tf.gather(classes, tf.range(n) % tf.size(classes, out_type=tf.int32))
 
 
-def _global_rows(n_local):
-  replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-  return n_local * replicas
+def _sample(generator, z, labels, moments, training=False):
+  return generator(z, labels, training=training, moments=moments)
 
 
 def copy_weights(dst, src):
@@ -92,11 +155,12 @@ def copy_weights(dst, src):
 
 
 class Replayer:
-  """JTR / DGR replay: joins each real batch with a batch of the previous generator's samples."""
+  """JTR 'union' / DGR replay: joins each real batch with a batch of the previous generator's
+  samples (labels spread evenly over the old classes; DGR: unconditional)."""
 
-  def __init__(self, prev_generator, old_classes, z_dim, conditional=True):
-    self.prev, self.old, self.z_dim, self.conditional = (prev_generator, old_classes, z_dim,
-                                                         conditional)
+  def __init__(self, prev_generator, old_classes, z_dim, conditional=True, moments=None):
+    self.prev, self.old, self.z_dim = prev_generator, old_classes, z_dim
+    self.conditional, self.moments = conditional, moments
 
   def __call__(self, images, labels, seed):
     n = tf.shape(images)[0]
@@ -106,39 +170,88 @@ class Replayer:
       old = replica_share(_spread(self.old, total))
     else:
       old = tf.zeros([n], tf.int64)
-    replayed = self.prev(z, old, training=False)
+    replayed = _sample(self.prev, z, old, self.moments)
     return tf.concat([images, replayed], 0), tf.concat([labels, old], 0)
 
 
-def replay_alignment(generator, prev_generator, old_classes, batch, weight, z_dim):
-  """The RA hook: {'ra': this replica's share of L_RA} (see the module docstring)."""
+class _ReplayDraw:
+  """Noise and labels of one step's replays (global rows, this replica's share)."""
+
+  def __init__(self, old_classes, batch, z_dim, replay_batch):
+    labels, self.scale = replay_labels(old_classes, batch, replay_batch)
+    self.labels, self.rows, self.z_dim = tf.constant(labels), len(labels), z_dim
+
+  def __call__(self, seed):
+    z = replica_share(tf.random.stateless_normal([self.rows, self.z_dim], seed=seed))
+    return z, replica_share(self.labels)
+
+
+def replay_alignment(generator, prev_generator, old_classes, batch, weight, z_dim,
+                     replay_batch="split", moments="class"):
+  """The RA hook: {'ra': this replica's share of L_RA} (module docstring; reference
+  `RA_loss_fn`)."""
+  draw = _ReplayDraw(old_classes, batch, z_dim, replay_batch)
+  factor = weight / len(old_classes) if replay_batch == "split" else weight
 
   def extra(seed):
-    z = replica_share(tf.random.stateless_normal([batch, z_dim], seed=seed))
-    c = replica_share(_spread(old_classes, batch))
-    diff = generator(z, c, training=False) - tf.stop_gradient(prev_generator(z, c, training=False))
-    return {"ra": weight * len(old_classes) * 0.5 * tf.reduce_sum(tf.square(diff))}
+    z, c = draw(seed)
+    diff = _sample(generator, z, c, moments) - tf.stop_gradient(
+        _sample(prev_generator, z, c, moments))
+    return {"ra": factor * 0.5 * tf.reduce_sum(tf.square(diff))}
 
   return extra
 
 
-def generator_fisher(generator, critic, classes, samples, seed, z_dim, ac_weight, batch=64):
-  """The generator's diagonal Fisher (module docstring) over `samples` draws."""
+def joint_replay(generator, prev_generator, critic, old_classes, batch, z_dim, ac_weight=1.0,
+                 replay_batch="split", moments="class"):
+  """The reference JTR hooks (module docstring; reference `JTR_loss_fn`):
+  (critic_extra, generator_extra), each seed -> {name: this replica's share}."""
+  draw = _ReplayDraw(old_classes, batch, z_dim, replay_batch)
+  per_row = draw.scale / draw.rows  # per-class means combined as the reference does
+
+  def critic_extra(seed):
+    z, c = draw(seed)
+    old = _sample(prev_generator, z, c, moments)
+    new = tf.stop_gradient(_sample(generator, z, c, moments))
+    old_value, old_logits = critic(old, training=True)
+    new_value, _ = critic(new, training=True)
+    return {"jtr": per_row * tf.reduce_sum(new_value - old_value),
+            "jtr_ac": per_row * ac_weight * tf.reduce_sum(losses.classification(old_logits, c))}
+
+  def generator_extra(seed):
+    z, c = draw(seed)
+    value, logits = critic(_sample(generator, z, c, moments), training=True)
+    return {"jtr": per_row * tf.reduce_sum(-value + ac_weight * losses.classification(logits,
+                                                                                      c))}
+
+  return critic_extra, generator_extra
+
+
+def generator_fisher(generator, critic, classes, samples, seed, z_dim, ac_weight, batch=64,
+                     moments=None):
+  """The generator's diagonal Fisher (module docstring) over `samples` draws, in batches of
+  `batch` rows; with `moments='class'` one class per batch (batch statistics)."""
   labels = np.asarray(classes, np.int64)[np.arange(samples) % len(classes)]
+  if moments == "class":
+    labels = np.sort(labels)
+    chunks = gan_nets._class_chunks(labels, batch)
+  else:
+    chunks = [np.arange(i, min(i + batch, samples)) for i in range(0, samples, batch)]
 
   def per_sample(b):
     z, c = b
-    value, logits = critic(generator(z, c, training=False), training=False)
+    value, logits = critic(_sample(generator, z, c, moments), training=False)
     return -value + ac_weight * losses.classification(logits, c)
 
   rng = np.random.default_rng(seed)
-  batches = [(tf.constant(rng.normal(size=[len(labels[i:i + batch]), z_dim]), tf.float32),
-              tf.constant(labels[i:i + batch])) for i in range(0, samples, batch)]
+  z = rng.normal(size=[samples, z_dim]).astype(np.float32)
+  batches = [(tf.constant(z[rows]), tf.constant(labels[rows])) for rows in chunks]
   return fisher_lib.diagonal_fisher_from_losses(per_sample, generator.trainable_variables,
                                                 batches)
 
 
-def dgr_generate(generator, solver, labels, seed, seen, z_dim, max_draws, chunk=512):
+def dgr_generate(generator, solver, labels, seed, seen, z_dim, max_draws, chunk=512,
+                 moments=None):
   """Samples of the requested classes by rejection sampling an unconditional generator with the
   solver (argmax over the seen classes). A class the solver seldom picks is completed with the
   draws it scored highest, so every request is answered."""
@@ -152,7 +265,7 @@ def dgr_generate(generator, solver, labels, seed, seen, z_dim, max_draws, chunk=
     if all(len(kept[c]) >= need[c] for c in need):
       break
     z = tf.random.stateless_normal([chunk, z_dim], seed=[seed, b])
-    x = generator(z, tf.zeros([chunk], tf.int64), training=False).numpy()
+    x = _sample(generator, z, tf.zeros([chunk], tf.int64), moments).numpy()
     logits = np.where(mask[None], solver(x, training=False)[0].numpy(), -np.inf)
     pred = logits.argmax(axis=1)
     for c in need:
@@ -217,7 +330,7 @@ def _train_solver(nets, cfg, images, labels, old_classes, seed, z_dim):
   def step(x, y, step_seed):
     if old_classes:
       z = tf.random.stateless_normal([tf.shape(x)[0], z_dim], seed=step_seed)
-      xr = prev_g(z, tf.zeros([tf.shape(x)[0]], tf.int64), training=False)
+      xr = _sample(prev_g, z, tf.zeros([tf.shape(x)[0]], tf.int64), cfg.moments)
       yr = tf.argmax(tf.where(mask[None], prev_s(xr, training=False)[0], -np.inf), axis=1)
       x, y = tf.concat([x, xr], 0), tf.concat([y, yr], 0)
     with tf.GradientTape() as tape:
@@ -237,36 +350,90 @@ def _sampler(cfg, nets, seen, z_dim):
   """generate(labels, seed) -> images for the evaluator."""
   if cfg.method == "dgr":
     return lambda labels, seed: dgr_generate(nets.generator, nets.solver, labels, seed, seen,
-                                             z_dim, cfg.dgr_max_draws)
-  return lambda labels, seed: gan_nets.generate(nets.generator, labels, seed, z_dim)
+                                             z_dim, cfg.dgr_max_draws, moments=cfg.moments)
+  batch = 64 if cfg.moments == "class" else 500  # the reference samples 64 per batch
+  return lambda labels, seed: gan_nets.generate(nets.generator, labels, seed, z_dim, batch,
+                                                moments=cfg.moments)
 
 
-def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z):
+def class_grid(cfg, nets, seen, grid_z, z_dim):
+  """One image per class, for the fixed-z grids: the first of each seen class's fixed batch
+  (`grid_z` [num_classes, G, z_dim], so batch statistics see G samples); blank when unseen."""
+  num_classes = grid_z.shape[0]
+  grid = None
+  if cfg.method == "dgr":  # no class input: rejection-sampled samples of each seen class
+    images = _sampler(cfg, nets, seen, z_dim)(np.asarray(seen), cfg.seed)
+  else:
+    images = np.stack([_sample(nets.generator, tf.constant(grid_z[c], tf.float32),
+                               tf.fill([grid_z.shape[1]], tf.constant(c, tf.int64)),
+                               cfg.moments)[0].numpy() for c in seen])
+  grid = np.zeros([num_classes, *images.shape[1:]], np.float32)
+  grid[list(seen)] = images
+  return grid
+
+
+def _start_from_first_task(init_dir, state, nets, trackables, evals_path, grids_path):
+  """Starts a fresh run from a finished shared first task (same seed and budget): networks,
+  optimisers, step, random state, the task-1 evaluation and grid."""
+  shared = loop.TrainState(os.path.join(init_dir, "checkpoints"), 0, **trackables)
+  if not shared.restore(partial=True) or int(shared.task) != 1:
+    raise FileNotFoundError(f"{init_dir} holds no finished first task to start from.")
+  state.step.assign(shared.step)
+  state.task.assign(shared.task)
+  state.rng.state.assign(shared.rng.state)
+  for name in (os.path.basename(evals_path), os.path.basename(grids_path)):
+    with files.atomic_path(os.path.join(os.path.dirname(evals_path), name)) as tmp:
+      shutil.copyfile(os.path.join(init_dir, name), tmp)
+  state.save()
+  logging.info("started from the shared first task in %s", init_dir)
+
+
+def _task_hooks(cfg, nets, old, z_dim, replicas):
+  """(replay, critic_extra, generator_extra) of the train step for a task with old classes."""
+  replay = critic_extra = generator_extra = None
+  if cfg.method == "dgr" or (cfg.method == "jtr" and cfg.jtr == "union"):
+    replay = Replayer(nets.prev_generator, old, z_dim, conditional=cfg.method == "jtr",
+                      moments=cfg.moments)
+  elif cfg.method == "jtr":
+    critic_extra, generator_extra = joint_replay(
+        nets.generator, nets.prev_generator, nets.critic, old, cfg.batch_size, z_dim,
+        cfg.ac_weight, cfg.replay_batch, cfg.moments)
+  elif cfg.method == "ra":
+    generator_extra = replay_alignment(nets.generator, nets.prev_generator, old, cfg.batch_size,
+                                       cfg.ra_weight, z_dim, cfg.replay_batch, cfg.moments)
+  elif cfg.method == "ewc":
+    generator_extra = lambda seed: {"ewc": cfg.ewc_weight * nets.penalty() / replicas}
+  return replay, critic_extra, generator_extra
+
+
+def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z, init_from=None):
   """Trains (or resumes) one method over `tasks`; returns its record.
 
   images, labels: the training set of every class ([-1, 1], labels in the generator's space).
-  tasks: tuple of tuples of class ids. evaluator: a SeenClassesEvaluator. grid_z: [num_classes,
-  z_dim] fixed noise of the sample grids.
+  tasks: tuple of tuples of class ids. evaluator: a SeenClassesEvaluator. grid_z:
+  [num_classes, G, z_dim] fixed noise of the sample grids. init_from: the run directory of a
+  finished first task (same seed, budget and data) that a fresh run starts from.
   """
   num_tasks, num_classes = len(tasks), gan_config["num_classes"]
   z_dim = gan_config.get("z_dim", 128)
   nets = build(rt, cfg, gan_config, images.shape[1:], num_classes, num_tasks)
   task_started = tf.Variable(False, trainable=False)
   wall = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+  shared = dict(generator=nets.generator, critic=nets.critic, prev_generator=nets.prev_generator,
+                g_opt=nets.g_opt, d_opt=nets.d_opt, task_started=task_started, wall_time=wall)
   extra = {k: getattr(nets, k) for k in ("solver", "prev_solver", "s_opt", "penalty")
            if getattr(nets, k) is not None}
   rel = os.path.relpath(run_dir, rt.workdir)
-  state = rt.train_state(rel, cfg.seed, generator=nets.generator, critic=nets.critic,
-                         prev_generator=nets.prev_generator, g_opt=nets.g_opt, d_opt=nets.d_opt,
-                         task_started=task_started, wall_time=wall, **extra)
+  state = rt.train_state(rel, cfg.seed, **shared, **extra)
   evals_path, grids_path = os.path.join(run_dir, "task_evals.json"), os.path.join(run_dir,
                                                                                   "grids.npy")
-  state.restore()
+  if not state.restore() and init_from is not None:
+    _start_from_first_task(init_from, state, nets, shared, evals_path, grids_path)
   evals = files.read_json(evals_path)[:int(state.task)] if os.path.exists(evals_path) else []
   grids = list(np.load(grids_path)[:int(state.task)]) if os.path.exists(grids_path) else []
   writer = rt.writer(rel)
   gan_cfg = train.GANConfig(cfg.n_critic, cfg.gp_weight,
-                            0.0 if cfg.method == "dgr" else cfg.ac_weight, z_dim)
+                            0.0 if cfg.method == "dgr" else cfg.ac_weight, z_dim, cfg.moments)
   for t in range(int(state.task), num_tasks):
     seen = sorted(c for task in tasks[:t + 1] for c in task)
     old = sorted(c for task in tasks[:t] for c in task)
@@ -278,7 +445,7 @@ def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z):
         if nets.penalty is not None:
           nets.penalty.add_term(generator_fisher(nets.generator, nets.critic, old,
                                                  cfg.fisher_samples, cfg.seed * 1000 + t, z_dim,
-                                                 cfg.ac_weight))
+                                                 cfg.ac_weight, moments=cfg.moments))
       strategy_lib.reset_optimizer(nets.g_opt)
       strategy_lib.reset_optimizer(nets.d_opt)
       task_started.assign(True)
@@ -288,25 +455,18 @@ def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z):
     if not len(idx):
       raise ValueError(f"task {t + 1} (classes {list(tasks[t])}) has no training images: check "
                        "--tasks against the data set's classes.")
-    replay = generator_extra = None
-    if t > 0 and cfg.method in ("jtr", "dgr"):
-      replay = Replayer(nets.prev_generator, old, z_dim, conditional=cfg.method == "jtr")
-    if t > 0 and cfg.method == "ra":
-      generator_extra = replay_alignment(nets.generator, nets.prev_generator, old,
-                                         cfg.batch_size, cfg.ra_weight, z_dim)
-    if t > 0 and cfg.method == "ewc":
-      replicas = rt.strategy.num_replicas_in_sync
-      generator_extra = lambda seed: {"ewc": cfg.ewc_weight * nets.penalty() / replicas}
+    hooks = (None, None, None) if t == 0 else _task_hooks(
+        cfg, nets, old, z_dim, rt.strategy.num_replicas_in_sync)
     step_fn = strategy_lib.distributed_step(rt.strategy, train.make_replica_step(
-        nets.generator, nets.critic, nets.g_opt, nets.d_opt, gan_cfg, replay=replay,
-        generator_extra=generator_extra))
-    start = t * cfg.iterations
+        nets.generator, nets.critic, nets.g_opt, nets.d_opt, gan_cfg, replay=hooks[0],
+        critic_extra=hooks[1], generator_extra=hooks[2]))
+    start, end = cfg.task_start(t), cfg.task_start(t + 1)
     gan_labels = labels[idx] if cfg.method != "dgr" else np.zeros(len(idx), np.int64)
     batches = iter(pipeline.distribute_batches(
         rt.strategy, (images[idx], gan_labels), cfg.batch_size, cfg.seed * 1000 + t,
         start_step=int(state.step) - start, group=cfg.n_critic))
     t0 = time.monotonic()
-    loop.train_loop(state, step_fn, batches, start + cfg.iterations, writer=writer,
+    loop.train_loop(state, step_fn, batches, end, writer=writer,
                     name=f"{cfg.method} task{t + 1}", **rt.loop_kwargs())
     if cfg.method == "dgr":
       _train_solver(nets, cfg, images[idx], labels[idx], old, cfg.seed * 1000 + t, z_dim)
@@ -314,12 +474,7 @@ def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z):
     result = evaluator(_sampler(cfg, nets, seen, z_dim), seen, reverse=True)
     result["task"] = t + 1
     evals.append(result)
-    grid = np.zeros([num_classes, *images.shape[1:]], np.float32)
-    if cfg.method == "dgr":  # no class input: rejection-sampled samples of each seen class
-      grid[seen] = _sampler(cfg, nets, seen, z_dim)(np.asarray(seen), cfg.seed)
-    else:
-      grid[seen] = nets.generator(tf.constant(grid_z[seen], tf.float32),
-                                  tf.constant(seen, tf.int64), training=False).numpy()
+    grid = class_grid(cfg, nets, seen, grid_z, z_dim)
     grids.append(grid)
     writer.write_scalars(t + 1, {"eval/accuracy": result["accuracy"], "eval/fid": result["fid"],
                                  "eval/reverse_accuracy": result["reverse_accuracy"]})
@@ -343,7 +498,15 @@ def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z):
           "accuracy_per_task": [e["accuracy"] for e in evals],
           "fid_per_task": [e["fid"] for e in evals],
           "reverse_accuracy_per_task": [e["reverse_accuracy"] for e in evals],
-          "iterations_per_task": cfg.iterations, "train_wall_time_s": float(wall.numpy())}
+          "first_task_accuracy_per_task": [
+              float(np.mean([e["accuracy_per_class"][str(c)] for c in tasks[0]]))
+              for e in evals],
+          "iterations_per_task": cfg.iterations,
+          "first_task_iterations": cfg.task_iterations(0),
+          "sample_bn": cfg.sample_bn, "replay_batch": cfg.replay_batch, "jtr": cfg.jtr,
+          "ra_weight": cfg.ra_weight, "ewc_weight": cfg.ewc_weight,
+          "shared_first_task": init_from is not None,
+          "train_wall_time_s": float(wall.numpy())}
 
 
 def restore_networks(rt, cfg, gan_config, image_shape, num_tasks, run_dir):
@@ -360,3 +523,13 @@ def restore_networks(rt, cfg, gan_config, image_shape, num_tasks, run_dir):
 def sampler(cfg, nets, seen, z_dim=128):
   """generate(labels, seed) -> images of the run's final networks."""
   return _sampler(cfg, nets, seen, z_dim)
+
+
+def export(cfg, nets, classes, export_dir, z_dim=128):
+  """Exports the generator (`transfer.export_generator`); with batch statistics, per-class
+  statistics are calibrated first so the served model answers any batch, even one row."""
+  moments = None
+  if cfg.moments == "class":
+    gan_nets.calibrate_class_moments(nets.generator, classes, seed=cfg.seed, z_dim=z_dim)
+    moments = "calibrated"
+  return transfer.export_generator(nets.generator, nets.critic, export_dir, moments=moments)

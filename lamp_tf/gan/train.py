@@ -11,9 +11,11 @@ sub-batch's labels.
 Hooks let MeRGAN use the same step:
 - `replay(images, labels, seed) -> (images, labels)`: joint training with replay; the returned
   union (real + replayed) is what the critic sees and whose labels the generator samples.
+- `critic_extra(seed) -> {name: scalar}`: terms added to the critic's loss in every critic
+  update (MeRGAN-JTR as the reference: replays of the previous generator scored as real);
 - `generator_extra(seed) -> {name: scalar}`: terms added to the generator's loss (replay
-  alignment, an EWC penalty); each value is this replica's share, so the sum over replicas is
-  the term.
+  alignment, JTR's replay terms, an EWC penalty).
+Each hook value is this replica's share, so the sum over replicas is the term.
 """
 
 import dataclasses
@@ -30,6 +32,7 @@ class GANConfig:
   gp_weight: float = 10.0
   ac_weight: float = 1.0
   z_dim: int = 128
+  moments: str = None  # the generator's batch-norm statistics in training (see nets.gan)
 
 
 def _fold(seed, k):
@@ -37,7 +40,7 @@ def _fold(seed, k):
 
 
 def make_replica_step(generator, critic, g_opt, d_opt, cfg, ema=None, replay=None,
-                      generator_extra=None):
+                      generator_extra=None, critic_extra=None):
   """A replica function (batch, seed) -> {name: global-mean value} implementing the step."""
 
   def shared(sampler, seed, local_n, shape=()):
@@ -50,7 +53,7 @@ def make_replica_step(generator, critic, g_opt, d_opt, cfg, ema=None, replay=Non
     total = tf.cast(n * tf.distribute.get_replica_context().num_replicas_in_sync, tf.float32)
     z = shared(tf.random.stateless_normal, _fold(seed, 0), n, [cfg.z_dim])
     alpha = shared(tf.random.stateless_uniform, _fold(seed, 1), n)  # one per example
-    fake = generator(z, labels, training=True)
+    fake = generator(z, labels, training=True, moments=cfg.moments)
     with tf.GradientTape() as tape:
       real_value, real_logits = critic(real, training=True)
       fake_value, _ = critic(fake, training=True)
@@ -58,17 +61,20 @@ def make_replica_step(generator, critic, g_opt, d_opt, cfg, ema=None, replay=Non
       ac = losses.classification(real_logits, labels)
       loss = tf.reduce_sum(fake_value - real_value + cfg.gp_weight * gp + cfg.ac_weight * ac)
       loss /= total
-    grads = tape.gradient(loss, critic.trainable_variables)
+      extra = critic_extra(_fold(seed, 2)) if critic_extra else {}
+      total_loss = loss + tf.add_n(list(extra.values())) if extra else loss
+    grads = tape.gradient(total_loss, critic.trainable_variables)
     d_opt.apply_gradients(zip(grads, critic.trainable_variables))
     return {"d_loss": loss, "wasserstein": tf.reduce_sum(real_value - fake_value) / total,
-            "gp": tf.reduce_sum(gp) / total, "ac_real": tf.reduce_sum(ac) / total}
+            "gp": tf.reduce_sum(gp) / total, "ac_real": tf.reduce_sum(ac) / total,
+            **{f"d_{k}": v for k, v in extra.items()}}
 
   def generator_update(labels, seed):
     n = tf.shape(labels)[0]
     total = tf.cast(n * tf.distribute.get_replica_context().num_replicas_in_sync, tf.float32)
     z = shared(tf.random.stateless_normal, seed, n, [cfg.z_dim])
     with tf.GradientTape() as tape:
-      fake = generator(z, labels, training=True)
+      fake = generator(z, labels, training=True, moments=cfg.moments)
       value, logits = critic(fake, training=True)
       per_example = -value + cfg.ac_weight * losses.classification(logits, labels)
       loss = tf.reduce_sum(per_example) / total

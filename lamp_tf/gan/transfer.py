@@ -9,7 +9,7 @@ Weights are exchanged by name: a variable's path inside its model (`fc/kernel`,
 
 Adaptations, all logged:
 - unconditional -> conditional with conditional batch norm: the unconditional scale and shift
-  (one row) are copied to every class;
+  (and calibrated statistics) of the one row are copied to every class;
 - unconditional -> conditional with label concatenation: the generator's first kernel gets the
   pretrained rows for z; the rows of the label inputs keep their random initialisation;
 - a target variable with no pretrained counterpart (e.g. the AC-GAN classifier head of a
@@ -96,7 +96,7 @@ def load_pretrained(source):
 
 def _adapt(name, value, target_shape):
   """A pretrained array reshaped for the target by a documented adaptation, or None."""
-  if name.endswith(("/gamma", "/beta")) and value.ndim == 2 and value.shape[0] == 1 \
+  if name.endswith(("/gamma", "/beta", "/class_mean", "/class_var")) and value.ndim == 2 and value.shape[0] == 1 \
       and len(target_shape) == 2 and value.shape[1] == target_shape[1]:
     return "copied the unconditional batch-norm row to every class", np.tile(
         value, [target_shape[0], 1])
@@ -164,15 +164,17 @@ def freeze_critic_layers(critic, k):
   return [l.name for l in trunk[:k]]
 
 
-def export_generator(generator, critic, export_dir):
+def export_generator(generator, critic, export_dir, moments=None):
   """SavedModel with `generate(z [N, z_dim] float32, label [N] int64) -> {"images"}` and both
-  networks' weights by name in its `weights` attribute (so it can be a transfer source)."""
+  networks' weights by name in its `weights` attribute (so it can be a transfer source).
+  `moments`: the generator's batch-norm statistics when serving (None: moving averages;
+  'calibrated': per-class statistics from `nets.gan.calibrate_class_moments`)."""
   spec = [tf.TensorSpec([None, generator.z_dim], tf.float32, name="z"),
           tf.TensorSpec([None], tf.int64, name="label")]
 
   @tf.function(input_signature=spec)
   def generate(z, label):
-    return {"images": generator(z, label, training=False)}
+    return {"images": generator(z, label, training=False, moments=moments)}
 
   # Variables by name, not the Keras models: a subclassed Keras model attached to the module
   # would try to trace a default signature of its own.

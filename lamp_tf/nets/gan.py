@@ -28,13 +28,44 @@ CONDITIONINGS = ("cbn", "concat", None)
 L = keras.layers
 
 
+MOMENTS = (None, "class", "calibrated")
+
+
+def class_moments(x, labels, num_segments):
+  """Per-class batch moments of x [B, ..., C]: (mean, variance) [num_segments, C], computed over
+  the rows of each class and every spatial position (biased variance, as `tf.nn.moments`)."""
+  axes = list(range(1, len(x.shape) - 1))
+  ids = tf.cast(labels, tf.int32)
+  per_row = float(np.prod([x.shape[a] for a in axes])) if axes else 1.0
+  count = tf.math.unsorted_segment_sum(tf.ones_like(ids, x.dtype), ids, num_segments) * per_row
+  count = tf.maximum(count, 1.0)[:, None]
+  row_sum = tf.reduce_sum(x, axis=axes) if axes else x
+  mean = tf.math.unsorted_segment_sum(row_sum, ids, num_segments) / count
+  centred = x - tf.reshape(tf.gather(mean, ids), [-1] + [1] * len(axes) + [x.shape[-1]])
+  sq = tf.reduce_sum(tf.square(centred), axis=axes) if axes else tf.square(centred)
+  return mean, tf.math.unsorted_segment_sum(sq, ids, num_segments) / count
+
+
 class ConditionalBatchNorm(L.Layer):
   """Batch norm whose scale and shift are looked up per class (plain affine BN when
-  `num_classes` is None)."""
+  `num_classes` is None).
+
+  Statistics (`moments` of `call`):
+  - None: Keras batch norm: the whole batch's moments in training (moving averages updated),
+    the moving averages (shared by all classes) in inference;
+  - 'class': every row normalised with the moments of the rows of its own class in the batch,
+    nothing updated. A batch of one class is exactly the reference's conditional batch norm
+    (WuChenshen/MeRGAN `tflib/ops/cond_batchnorm.py`: `tf.nn.moments` over the batch, never
+    moving averages), which samples one class per batch; mixed batches behave as one batch per
+    class;
+  - 'calibrated': per-class statistics stored by `calibrate_class_moments` (for serving: any
+    batch, even a single row, gets what large single-class batches would).
+  """
 
   def __init__(self, num_classes=None, momentum=0.9, epsilon=1e-5, **kwargs):
     super().__init__(**kwargs)
     self.num_classes, self.momentum, self.epsilon = num_classes, momentum, epsilon
+    self._calibrating = False
 
   def build(self, input_shape):
     channels = int(input_shape[-1])
@@ -44,14 +75,36 @@ class ConditionalBatchNorm(L.Layer):
     rows = self.num_classes or 1
     self.gamma = self.add_weight(name="gamma", shape=(rows, channels), initializer="ones")
     self.beta = self.add_weight(name="beta", shape=(rows, channels), initializer="zeros")
+    self.class_mean = self.add_weight(name="class_mean", shape=(rows, channels),
+                                      initializer="zeros", trainable=False)
+    self.class_var = self.add_weight(name="class_var", shape=(rows, channels),
+                                     initializer="ones", trainable=False)
 
-  def call(self, x, labels=None, training=False):
-    x = self.bn(x, training=training)
-    idx = tf.zeros_like(labels) if self.num_classes is None or labels is None else labels
+  def _rows(self, labels):
+    return tf.zeros_like(labels) if self.num_classes is None or labels is None else labels
+
+  def call(self, x, labels=None, training=False, moments=None):
+    idx = self._rows(labels if labels is not None else tf.zeros(tf.shape(x)[:1], tf.int64))
     shape = [-1] + [1] * (len(x.shape) - 2) + [x.shape[-1]]
-    gamma = tf.reshape(tf.gather(self.gamma, idx), shape)
-    beta = tf.reshape(tf.gather(self.beta, idx), shape)
-    return x * gamma + beta
+    per_row = lambda table: tf.reshape(tf.gather(tf.cast(table, x.dtype), idx), shape)
+    if moments is None:
+      x = self.bn(x, training=training)
+    elif moments in ("class", "calibrated"):
+      h = tf.cast(x, tf.float32)  # moments in float32 under mixed precision
+      if moments == "class":
+        mean, var = class_moments(h, idx, self.num_classes or 1)
+        if self._calibrating:
+          present = tf.unique(tf.cast(idx, tf.int32))[0][:, None]
+          for table, value in ((self.class_mean, mean), (self.class_var, var)):
+            table.assign(tf.tensor_scatter_nd_update(tf.convert_to_tensor(table), present,
+                                                     tf.gather_nd(value, present)))
+      else:
+        mean, var = tf.convert_to_tensor(self.class_mean), tf.convert_to_tensor(self.class_var)
+      rows = lambda table: tf.reshape(tf.gather(table, idx), shape)
+      x = tf.cast((h - rows(mean)) * tf.math.rsqrt(rows(var) + self.epsilon), x.dtype)
+    else:
+      raise ValueError(f"batch-norm moments must be one of {MOMENTS}, not {moments!r}.")
+    return x * per_row(self.gamma) + per_row(self.beta)
 
   def get_config(self):
     return {**super().get_config(), "num_classes": self.num_classes, "momentum": self.momentum,
@@ -98,11 +151,12 @@ class DCGANGenerator(Generator):
     self.bn2 = ConditionalBatchNorm(self.bn_classes, name="bn2")
     self.out = L.Conv2DTranspose(channels, 5, 2, padding="same", name="deconv3")
 
-  def call(self, z, labels, training=False):
+  def call(self, z, labels, training=False, moments=None):
+    bn = dict(training=training, moments=moments)
     h = tf.reshape(self.fc(self._input(z, labels)), [-1, 4, 4, self.width])
-    h = tf.nn.relu(self.bn0(h, labels, training=training))
-    h = tf.nn.relu(self.bn1(self.deconv1(h), labels, training=training))
-    h = tf.nn.relu(self.bn2(self.deconv2(h), labels, training=training))
+    h = tf.nn.relu(self.bn0(h, labels, **bn))
+    h = tf.nn.relu(self.bn1(self.deconv1(h), labels, **bn))
+    h = tf.nn.relu(self.bn2(self.deconv2(h), labels, **bn))
     return tf.tanh(self.out(h))
 
 
@@ -117,10 +171,11 @@ class ResBlockUp(L.Layer):
     self.conv2 = L.Conv2D(filters, 3, padding="same", name="conv2")
     self.shortcut = L.Conv2D(filters, 1, name="shortcut")
 
-  def call(self, x, labels=None, training=False):
+  def call(self, x, labels=None, training=False, moments=None):
     up = lambda t: tf.repeat(tf.repeat(t, 2, axis=1), 2, axis=2)  # nearest-neighbour x2
-    h = self.conv1(up(tf.nn.relu(self.bn1(x, labels, training=training))))
-    h = self.conv2(tf.nn.relu(self.bn2(h, labels, training=training)))
+    bn = dict(training=training, moments=moments)
+    h = self.conv1(up(tf.nn.relu(self.bn1(x, labels, **bn))))
+    h = self.conv2(tf.nn.relu(self.bn2(h, labels, **bn)))
     return h + self.shortcut(up(x))
 
 
@@ -142,11 +197,12 @@ class ResNetGenerator(Generator):
     self.bn = ConditionalBatchNorm(self.bn_classes, name="bn_out")
     self.out = L.Conv2D(channels, 3, padding="same", name="conv_out")
 
-  def call(self, z, labels, training=False):
+  def call(self, z, labels, training=False, moments=None):
+    bn = dict(training=training, moments=moments)
     h = tf.reshape(self.fc(self._input(z, labels)), [-1, 4, 4, self.start * self.width])
     for name in self._blocks:
-      h = getattr(self, name)(h, labels, training=training)
-    return tf.tanh(self.out(tf.nn.relu(self.bn(h, labels, training=training))))
+      h = getattr(self, name)(h, labels, **bn)
+    return tf.tanh(self.out(tf.nn.relu(self.bn(h, labels, **bn))))
 
 
 class Critic(keras.Model):
@@ -267,12 +323,56 @@ class EMA:
         s.assign(w)
 
 
-def generate(generator, labels, seed, z_dim=128, batch=500):
-  """Images in [-1, 1] for `labels` (one per row); noise stateless from `seed` (an int)."""
+def _class_chunks(labels, batch):
+  """Row-index chunks of at most `batch` rows, each of one class (a class's last chunk is merged
+  into the one before when it would be under half a batch): what batch statistics need."""
+  chunks = []
+  for c in np.unique(labels):
+    rows = np.flatnonzero(labels == c)
+    parts = [rows[i:i + batch] for i in range(0, len(rows), batch)]
+    if len(parts) > 1 and len(parts[-1]) < batch // 2:
+      parts[-2:] = [np.concatenate(parts[-2:])]
+    chunks += parts
+  return chunks
+
+
+def generate(generator, labels, seed, z_dim=128, batch=500, moments=None):
+  """Images in [-1, 1] for `labels` (one per row); noise stateless from `seed` (an int), drawn
+  for every row at once so it does not depend on the batching.
+
+  `moments='class'` (batch statistics, see `ConditionalBatchNorm`) generates in single-class
+  batches of `batch` rows, as the MeRGAN reference samples (64 per batch); otherwise batches of
+  `batch` rows in order.
+  """
   labels = np.asarray(labels, np.int64)
-  out = []
-  for b, start in enumerate(range(0, len(labels), batch)):
-    y = tf.constant(labels[start:start + batch])
-    z = tf.random.stateless_normal([len(y), z_dim], seed=[seed, b])
-    out.append(generator(z, y, training=False).numpy())
-  return np.concatenate(out)
+  z = tf.random.stateless_normal([len(labels), z_dim], seed=[seed, 0]).numpy()
+  if moments == "class":
+    chunks = _class_chunks(labels, batch)
+  else:
+    chunks = [np.arange(i, min(i + batch, len(labels))) for i in range(0, len(labels), batch)]
+  out = None
+  for rows in chunks:
+    bn = {"moments": moments} if moments else {}  # any callable (z, labels) works otherwise
+    images = generator(tf.constant(z[rows]), tf.constant(labels[rows]), training=False,
+                       **bn).numpy()
+    if out is None:
+      out = np.zeros([len(labels), *images.shape[1:]], np.float32)
+    out[rows] = images
+  return out if out is not None else np.zeros([0], np.float32)
+
+
+def calibrate_class_moments(generator, classes, seed=0, samples=1024, z_dim=128):
+  """Stores in every conditional batch norm of `generator` the per-class moments of `samples`
+  generated images per class (batch statistics over one single-class batch), for serving with
+  `moments='calibrated'`."""
+  layers = [l for l in generator._flatten_layers() if isinstance(l, ConditionalBatchNorm)]
+  for layer in layers:
+    layer._calibrating = True
+  try:
+    for c in classes:
+      z = tf.random.stateless_normal([samples, z_dim], seed=[seed, int(c)])
+      generator(z, tf.fill([samples], tf.constant(int(c), tf.int64)), training=False,
+                moments="class")
+  finally:
+    for layer in layers:
+      layer._calibrating = False

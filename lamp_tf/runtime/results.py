@@ -18,6 +18,23 @@ REPORT = "REPORT.md"
 RECORD = "record.json"
 
 
+def code_version():
+  """The git commit of the lamp_tf source that runs ('<sha>', '<sha>+dirty' with uncommitted
+  changes), or 'unknown' outside a git checkout; records carry it so that results stay tied to
+  the code that made them."""
+  import subprocess
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  try:
+    sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, check=True,
+                         capture_output=True, text=True, timeout=10).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                            "lamp_tf"], cwd=root, check=True, capture_output=True, text=True,
+                           timeout=10).stdout.strip()
+  except (OSError, subprocess.SubprocessError):
+    return "unknown"
+  return sha + ("+dirty" if dirty else "")
+
+
 def load_record(run_dir):
   """The record of a finished run in `run_dir`, or None."""
   path = os.path.join(run_dir, RECORD)

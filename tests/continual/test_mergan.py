@@ -28,24 +28,126 @@ def _in_replica(fn, *args):
   return strategy.run(fn, args=args)
 
 
-def test_replay_alignment_matches_the_reference_sum_and_is_zero_for_equal_generators():
+def _reference_generate(g, z, c):
+  """The reference's conditional batch norm: one class per call, normalised with that batch's
+  own moments (`tf.nn.moments`), i.e. Keras batch norm in training mode on a single-class
+  batch (run on a copy so moving averages of `g` are untouched)."""
+  return g(z, tf.fill([len(z)], tf.constant(c, tf.int64)), training=True)
+
+
+def _perturb(g, amount=0.05):
+  fc = g.get_layer("fc")
+  fc.kernel.assign(fc.kernel + amount)
+
+
+@pytest.mark.parametrize("replay_batch", ["split", "per_class"])
+def test_replay_alignment_is_the_reference_formula(replay_batch):
   g, _, prev = _pair()
-  extra = mergan.replay_alignment(g, prev, [0, 2], batch=6, weight=1e-3, z_dim=128)
+  old, batch, weight = [0, 2, 3], 7, 1e-3
+  extra = mergan.replay_alignment(g, prev, old, batch=batch, weight=weight, z_dim=128,
+                                  replay_batch=replay_batch, moments="class")
   seed = tf.constant([3, 4], tf.int64)
   assert float(_in_replica(extra, seed)["ra"]) == pytest.approx(0.0, abs=1e-12)
-  fc = g.get_layer("fc")
-  fc.kernel.assign(fc.kernel + 0.05)
-  z = tf.random.stateless_normal([6, 128], seed=seed)
-  c = tf.constant([0, 2, 0, 2, 0, 2], tf.int64)  # spread evenly over the old classes
-  diff = (g(z, c, training=False) - prev(z, c, training=False)).numpy()
-  expected = 1e-3 * 2 * 0.5 * np.sum(diff ** 2)  # weight * n_old * l2_loss(batch)
-  assert float(_in_replica(extra, seed)["ra"]) == pytest.approx(expected, rel=1e-5)
+  _perturb(g)
+  got = float(_in_replica(extra, seed)["ra"])
+  # Reference (mergan.py RA_loss_fn): num_samples = batch // n_old with REDUCE_BATCH, else a
+  # batch; RA = RA_FACTOR * sum_i tf.nn.l2_loss(old_i - new_i), divided by n_old when reduced.
+  n_old = len(old)
+  per = batch // n_old if replay_batch == "split" else batch
+  z = tf.random.stateless_normal([n_old * per, 128], seed=seed).numpy()
+  costs = []
+  for k, i in enumerate(old):
+    zi = z[k * per:(k + 1) * per]
+    new_i = _reference_generate(g, zi, i).numpy()
+    old_i = _reference_generate(prev, zi, i).numpy()
+    costs.append(0.5 * np.sum((old_i - new_i) ** 2))  # tf.nn.l2_loss
+  expected = sum(costs) * weight
+  expected = expected / n_old if replay_batch == "split" else expected
   assert expected > 0
+  assert got == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("replay_batch", ["split", "per_class"])
+def test_joint_replay_is_the_reference_formula(replay_batch):
+  g, d, prev = _pair()
+  _perturb(g)
+  old, batch = [1, 3], 6
+  critic_extra, generator_extra = mergan.joint_replay(
+      g, prev, d, old, batch, 128, ac_weight=1.0, replay_batch=replay_batch, moments="class")
+  seed = tf.constant([7, 8], tf.int64)
+  c_terms = {k: float(v) for k, v in _in_replica(critic_extra, seed).items()}
+  g_terms = {k: float(v) for k, v in _in_replica(generator_extra, seed).items()}
+  # Reference (mergan.py JTR_loss_fn), per old class i with the same noise for both generators:
+  # critic  mean D(new_i) - mean D(old_i) + mean CE(C(old_i), i)
+  # gen     -mean D(new_i) + mean CE(C(new_i), i)
+  # summed over the old classes with REDUCE_BATCH (batch // n_old each), else averaged.
+  n_old = len(old)
+  per = batch // n_old if replay_batch == "split" else batch
+  z = tf.random.stateless_normal([n_old * per, 128], seed=seed).numpy()
+  ce = lambda logits, i: tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+      tf.fill([per], i), logits)).numpy()
+  disc, disc_ac, gen = [], [], []
+  for k, i in enumerate(old):
+    zi = z[k * per:(k + 1) * per]
+    v_old, l_old = d(_reference_generate(prev, zi, i))
+    v_new, l_new = d(_reference_generate(g, zi, i))
+    disc.append(np.mean(v_new) - np.mean(v_old))
+    disc_ac.append(ce(l_old, i))
+    gen.append(-np.mean(v_new) + ce(l_new, i))
+  combine = (lambda x: np.sum(x)) if replay_batch == "split" else (lambda x: np.mean(x))
+  assert c_terms["jtr"] == pytest.approx(combine(disc), rel=1e-4, abs=1e-6)
+  assert c_terms["jtr_ac"] == pytest.approx(combine(disc_ac), rel=1e-4)
+  assert g_terms["jtr"] == pytest.approx(combine(gen), rel=1e-4)
+
+
+def test_reference_jtr_gives_each_old_class_the_weight_of_the_current_data():
+  """With 'split', an old class's critic term is a mean over its batch // n_old samples, so it
+  weighs as much as the current class's mean term, whatever n_old (the union variant gives it
+  1 / (2 n_old))."""
+  g, d, prev = _pair()
+  _perturb(g)
+  seed = tf.constant([1, 2], tf.int64)
+  for old in ([0], [0, 1, 2, 3]):
+    critic_extra, _ = mergan.joint_replay(g, prev, d, old, 64, 128, replay_batch="split",
+                                          moments="class")
+    labels, scale = mergan.replay_labels(old, 64, "split")
+    assert scale == len(old) and len(labels) == 64 // len(old) * len(old)
+    assert np.all(np.bincount(labels, minlength=4)[old] == 64 // len(old))
+
+
+def test_class_batch_norm_normalises_each_class_with_its_own_moments():
+  keras.utils.set_random_seed(3)
+  g, _ = gan_nets.make_gan(**SMALL)
+  z = tf.random.normal([10, 128])
+  labels = tf.constant([0, 0, 0, 0, 2, 2, 2, 1, 1, 1], tf.int64)
+  mixed = g(z, labels, moments="class").numpy()
+  for c in (0, 1, 2):
+    rows = np.flatnonzero(labels.numpy() == c)
+    alone = _reference_generate(g, tf.gather(z, rows).numpy(), c).numpy()
+    np.testing.assert_allclose(mixed[rows], alone, atol=2e-5)
+  # Moving statistics (the other choice) do depend on nothing in the batch but differ.
+  assert np.abs(g(z, labels, training=False).numpy() - mixed).max() > 1e-3
+
+
+def test_calibrated_statistics_serve_single_rows_as_the_calibration_batch():
+  keras.utils.set_random_seed(4)
+  g, _ = gan_nets.make_gan(**SMALL)
+  _perturb(g, 0.2)
+  gan_nets.calibrate_class_moments(g, [0, 1], seed=5, samples=256)
+  # The calibration batch of class 1 is this noise: its stored moments are that batch's.
+  z = tf.random.stateless_normal([256, 128], seed=[5, 1])
+  labels = tf.ones([256], tf.int64)
+  batch = g(z, labels, moments="class").numpy()
+  rows = [0, 17, 255]
+  one_by_one = np.concatenate([g(z[i:i + 1], labels[:1], moments="calibrated").numpy()
+                               for i in rows])
+  np.testing.assert_allclose(one_by_one, batch[rows], atol=2e-5)
+  assert np.abs(g(z[:1], labels[:1], training=False).numpy() - batch[:1]).max() > 1e-3
 
 
 def test_joint_replay_appends_previous_generator_samples_of_old_classes():
   _, _, prev = _pair()
-  replay = mergan.Replayer(prev, [1, 3], 128)
+  replay = mergan.Replayer(prev, [1, 3], 128)  # jtr='union', moving statistics
   real = tf.zeros([4, 32, 32, 1])
   labels = tf.constant([2, 2, 2, 2], tf.int64)
   seed = tf.constant([5, 6], tf.int64)
@@ -57,7 +159,7 @@ def test_joint_replay_appends_previous_generator_samples_of_old_classes():
                              atol=1e-6)
 
 
-def test_generator_fisher_matches_a_per_sample_loop():
+def test_generator_fisher_matches_a_per_sample_loop():  # moving statistics
   g, d, _ = _pair(1)
   fisher = mergan.generator_fisher(g, d, [0, 1, 2], samples=6, seed=0, z_dim=128,
                                    ac_weight=1.0, batch=4)
@@ -97,6 +199,9 @@ def _data():
   return images, labels
 
 
+GRID_Z = np.random.default_rng(0).normal(size=[4, 8, 128]).astype(np.float32)
+
+
 class Crash(Exception):
   pass
 
@@ -112,15 +217,16 @@ def _runtime_and_evaluator(tmp_path, images, labels, checkpoint_every, samples_p
                                                reverse_steps=reverse_steps)
 
 
-@pytest.mark.parametrize("method", ["ewc", "dgr", "jtr"])  # RA: below; JT, SFT: program test
-def test_methods_with_their_own_machinery_run_two_tasks_and_report(method, tmp_path):
+@pytest.mark.parametrize("method,jtr", [("ewc", "reference"), ("dgr", "reference"),
+                                        ("jtr", "reference"), ("jtr", "union")])
+def test_methods_with_their_own_machinery_run_two_tasks_and_report(method, jtr, tmp_path):
   images, labels = _data()
   rt, evaluator = _runtime_and_evaluator(tmp_path, images, labels, checkpoint_every=2,
                                          samples_per_class=3, reverse_steps=2)
   cfg = mergan.MerganConfig(method=method, iterations=2, batch_size=4, n_critic=2,
-                            fisher_samples=4, solver_steps=2, dgr_max_draws=2)
+                            fisher_samples=4, solver_steps=2, dgr_max_draws=2, jtr=jtr)
   record = mergan.run(rt, cfg, SMALL, images, labels, ((0, 1), (2, 3)), str(tmp_path / "run"),
-                      evaluator, np.zeros([4, 128], np.float32))
+                      evaluator, GRID_Z)
   assert record["method"] == method and len(record["accuracy_per_task"]) == 2
   matrix = record["accuracy_matrix"]
   assert matrix[0][2] is None and matrix[0][0] is not None and None not in matrix[1]
@@ -134,7 +240,7 @@ def test_a_run_killed_mid_task_resumes_there(tmp_path, monkeypatch):
   cfg = mergan.MerganConfig(method="ra", iterations=3, batch_size=4, n_critic=1)
   args = (SMALL, images, labels, ((0, 1), (2, 3)))
   full = mergan.run(rt, cfg, *args, str(tmp_path / "full"), evaluator,
-                    np.zeros([4, 128], np.float32))
+                    GRID_Z)
   original = mergan.loop.train_loop
 
   def crash_at_5(*a, **k):
@@ -146,12 +252,55 @@ def test_a_run_killed_mid_task_resumes_there(tmp_path, monkeypatch):
   monkeypatch.setattr(mergan.loop, "train_loop", crash_at_5)
   with pytest.raises(Crash):
     mergan.run(rt, cfg, *args, str(tmp_path / "crashed"), evaluator,
-               np.zeros([4, 128], np.float32))
+               GRID_Z)
   monkeypatch.setattr(mergan.loop, "train_loop", original)
   resumed = mergan.run(rt, cfg, *args, str(tmp_path / "crashed"), evaluator,
-                       np.zeros([4, 128], np.float32))
+                       GRID_Z)
   assert resumed["accuracy_per_task"][0] == full["accuracy_per_task"][0]  # task 1 not redone
   g_full = mergan.restore_networks(rt, cfg, SMALL, (32, 32, 1), 2, str(tmp_path / "full"))
   g_res = mergan.restore_networks(rt, cfg, SMALL, (32, 32, 1), 2, str(tmp_path / "crashed"))
   for a, b in zip(g_full.generator.get_weights(), g_res.generator.get_weights()):
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_a_run_started_from_the_shared_first_task_equals_one_that_trains_it(tmp_path):
+  images, labels = _data()
+  rt, evaluator = _runtime_and_evaluator(tmp_path, images, labels, checkpoint_every=10,
+                                         samples_per_class=4, reverse_steps=1)
+  cfg = mergan.MerganConfig(method="ra", iterations=2, first_task_iterations=3, batch_size=4,
+                            n_critic=1)
+  tasks = ((0,), (1,), (2,))
+  args = (SMALL, images, labels)
+  rt.seed(0)
+  own = mergan.run(rt, cfg, *args, tasks, str(tmp_path / "own"), evaluator, GRID_Z)
+  rt.seed(0)
+  first = mergan.run(rt, mergan.MerganConfig(method="sft", iterations=2, first_task_iterations=3,
+                                             batch_size=4, n_critic=1),
+                     *args, tasks[:1], str(tmp_path / "first"), evaluator, GRID_Z)
+  rt.seed(0)
+  shared = mergan.run(rt, cfg, *args, tasks, str(tmp_path / "shared"), evaluator, GRID_Z,
+                      init_from=str(tmp_path / "first"))
+  assert shared["shared_first_task"] and not own["shared_first_task"]
+  assert shared["accuracy_per_task"][0] == first["accuracy_per_task"][0]
+  assert own["accuracy_per_task"][0] == first["accuracy_per_task"][0]
+  g_own = mergan.restore_networks(rt, cfg, SMALL, (32, 32, 1), 3, str(tmp_path / "own"))
+  g_shared = mergan.restore_networks(rt, cfg, SMALL, (32, 32, 1), 3, str(tmp_path / "shared"))
+  for a, b in zip(g_own.generator.get_weights(), g_shared.generator.get_weights()):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+  # 3 + 2 + 2 generator updates: the first task has its own budget.
+  state = tf.train.load_checkpoint(str(tmp_path / "shared" / "checkpoints"))
+  assert state.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 7
+
+
+@pytest.mark.parametrize("field,value", [("method", "nope"), ("sample_bn", "x"),
+                                         ("replay_batch", "all"), ("jtr", "both"),
+                                         ("iterations", 0), ("ra_weight", -1.0),
+                                         ("ewc_weight", -1.0), ("first_task_iterations", -2)])
+def test_config_rejects_values_outside_their_range_naming_the_flag(field, value):
+  with pytest.raises(ValueError, match=f"--{'methods' if field == 'method' else field}"):
+    mergan.MerganConfig(**{field: value})
+
+
+def test_split_replays_need_a_sample_per_old_class():
+  with pytest.raises(ValueError, match="--batch_size=4"):
+    mergan.replay_labels(list(range(6)), 4, "split")
