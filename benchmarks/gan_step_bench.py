@@ -1,18 +1,24 @@
 """One WGAN-GP AC-GAN iteration (5 critic updates with gradient penalty + 1 generator update),
-lamp_tf (TF 2 / Keras 3, one compiled call) against the same networks and step in PyTorch.
+lamp_tf (TF 2 / Keras 3, compiled) against the same networks and step in PyTorch, in float32 and
+in bfloat16 (Keras `mixed_bfloat16` / `torch.autocast(bfloat16)`), with 1 and 10 iterations per
+compiled call (lamp_tf's --steps_per_call).
 
   .venv/bin/pip install torch==2.13.0   # for this benchmark only; not a lamp_tf dependency
-  python benchmarks/gan_step_bench.py [--batch=64] [--iterations=20] [--rounds=3]
+  python benchmarks/gan_step_bench.py [--batches=64,256] [--iterations=10] [--rounds=3]
 
 Networks: MeRGAN's 32x32 DCGAN, generator with conditional batch norm (10 classes), critic with
-critic and classifier heads; Adam(1e-4, 0, 0.9). The two frameworks alternate in rounds inside
-one process, so machine load affects both alike; reported: median iterations/s and the ratio.
+critic and classifier heads; Adam(1e-4, 0, 0.9). All configurations alternate in rounds inside
+one process, so machine load affects them alike; reported: median iterations/s and ratios.
+Prints a Markdown table and, with --json, writes the numbers for benchmarks/RESULTS.md.
 """
 
 import argparse
+import contextlib
+import json
 import os
 import sys
 import time
+import types
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -24,33 +30,37 @@ import tensorflow as tf  # noqa: E402
 from lamp_tf.data import pipeline  # noqa: E402
 from lamp_tf.gan import train  # noqa: E402
 from lamp_tf.nets import gan as gan_nets  # noqa: E402
-from lamp_tf.runtime import strategy as strategy_lib  # noqa: E402
+from lamp_tf.runtime import loop, precision, strategy as strategy_lib  # noqa: E402
 
 
-def lamp_tf_runner(batch, n_critic, images, labels):
+def lamp_tf_runner(batch, n_critic, images, labels, policy="float32", steps_per_call=1):
   strategy = tf.distribute.get_strategy()
-  g, d = gan_nets.make_gan("dcgan", num_classes=10)
-  g_opt = keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
-  d_opt = keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9)
+  with precision.precision(policy):
+    g, d = gan_nets.make_gan("dcgan", num_classes=10)
+    g_opt = precision.optimizer(keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9))
+    d_opt = precision.optimizer(keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9))
   strategy_lib.build_optimizer(strategy, g_opt, g.trainable_variables)
   strategy_lib.build_optimizer(strategy, d_opt, d.trainable_variables)
   batches = iter(pipeline.distribute_batches(strategy, (images, labels), batch, 0,
                                              group=n_critic))
   step = strategy_lib.distributed_step(strategy, train.make_replica_step(
       g, d, g_opt, d_opt, train.GANConfig(n_critic=n_critic)))
-  counter = [0]
+  state = types.SimpleNamespace(rng=tf.random.Generator.from_seed(0))
+  multi = loop._multi_step(state, step, batches, 1)  # what train_loop compiles
 
   def run(n):
-    for _ in range(n):
-      out = step(next(batches), tf.constant([0, counter[0]], tf.int64))
-      counter[0] += 1
+    done = 0
+    while done < n:
+      k = min(steps_per_call, n - done)
+      out, _ = multi(k)
+      done += k
     float(out["g_loss"])
 
   params = sum(int(np.prod(v.shape)) for v in g.trainable_variables + d.trainable_variables)
   return run, params
 
 
-def torch_runner(batch, n_critic, images, labels):
+def torch_runner(batch, n_critic, images, labels, policy="float32"):
   import torch
   from torch import nn
   import torch.nn.functional as F
@@ -104,7 +114,16 @@ def torch_runner(batch, n_critic, images, labels):
   y_all = torch.tensor(labels)
   rng = np.random.default_rng(0)
 
+  autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if policy != "float32" \
+      else contextlib.nullcontext
+
   def critic_step(real, y):
+    with autocast():
+      _critic_loss(real, y).backward()
+    d_opt.step()
+
+  def _critic_loss(real, y):
+    d_opt.zero_grad()
     fake = g(torch.randn(len(y), 128), y).detach()
     alpha = torch.rand(len(y), 1, 1, 1)
     x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
@@ -113,15 +132,14 @@ def torch_runner(batch, n_critic, images, labels):
     gp = (torch.sqrt(grad.pow(2).flatten(1).sum(1) + 1e-10) - 1).pow(2)
     v_real, logits = d(real)
     v_fake, _ = d(fake)
-    loss = (v_fake - v_real + 10 * gp).mean() + F.cross_entropy(logits, y)
-    d_opt.zero_grad()
-    loss.backward()
-    d_opt.step()
+    return (v_fake - v_real + 10 * gp.float()).float().mean() + F.cross_entropy(
+        logits.float(), y)
 
   def generator_step(y):
-    v, logits = d(g(torch.randn(len(y), 128), y))
-    loss = -v.mean() + F.cross_entropy(logits, y)
     g_opt.zero_grad()
+    with autocast():
+      v, logits = d(g(torch.randn(len(y), 128), y))
+      loss = -v.float().mean() + F.cross_entropy(logits.float(), y)
     loss.backward()
     g_opt.step()
 
@@ -138,35 +156,58 @@ def torch_runner(batch, n_critic, images, labels):
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument("--batch", type=int, default=64)
-  parser.add_argument("--iterations", type=int, default=20)
+  parser.add_argument("--batches", default="64,256")
+  parser.add_argument("--iterations", type=int, default=10)
   parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--json", default="")
   args = parser.parse_args()
   try:
-    import torch  # noqa: F401
+    import torch
   except ImportError:
     sys.exit("PyTorch is missing: .venv/bin/pip install torch==2.13.0 (benchmark only).")
   rng = np.random.default_rng(0)
   images = rng.uniform(-1, 1, [2000, 32, 32, 1]).astype(np.float32)
   labels = rng.integers(0, 10, 2000).astype(np.int64)
-  ours, p_tf = lamp_tf_runner(args.batch, 5, images, labels)
-  theirs, p_torch, version, threads = torch_runner(args.batch, 5, images, labels)
-  assert p_tf == p_torch, (p_tf, p_torch)  # the same networks
-  ours(2)
-  theirs(2)  # warm-up: tracing and allocator
-  t_tf, t_torch = [], []
-  for _ in range(args.rounds):
-    t0 = time.perf_counter()
-    ours(args.iterations)
-    t_tf.append(args.iterations / (time.perf_counter() - t0))
-    t0 = time.perf_counter()
-    theirs(args.iterations)
-    t_torch.append(args.iterations / (time.perf_counter() - t0))
-  a, b = np.median(t_tf), np.median(t_torch)
-  print(f"networks: {p_tf:,} parameters; batch {args.batch}; 5 critic + 1 generator updates")
-  print(f"TensorFlow {tf.__version__}: {a:.2f} iterations/s (median of {args.rounds} rounds)")
-  print(f"PyTorch {version} ({threads} threads): {b:.2f} iterations/s")
-  print(f"ratio lamp_tf / PyTorch: {a / b:.2f}")
+  rows, summary = [], {}
+  for batch in [int(b) for b in args.batches.split(",")]:
+    runners = {}
+    for policy in ("float32", "mixed_bfloat16"):
+      for spc in (1, 10):
+        runners[f"TF {policy} spc{spc}"], p_tf = lamp_tf_runner(batch, 5, images, labels,
+                                                                policy, spc)
+      runners[f"PyTorch {policy}"], p_torch, version, threads = torch_runner(
+          batch, 5, images, labels, policy)
+      assert p_tf == p_torch, (p_tf, p_torch)  # the same networks
+    for run in runners.values():
+      run(2)  # warm-up: tracing and allocator
+    rates = {name: [] for name in runners}
+    for _ in range(args.rounds):
+      for name, run in runners.items():
+        t0 = time.perf_counter()
+        run(args.iterations)
+        rates[name].append(args.iterations / (time.perf_counter() - t0))
+    med = {name: float(np.median(r)) for name, r in rates.items()}
+    ratios = {
+        "TF / PyTorch, float32": med["TF float32 spc1"] / med["PyTorch float32"],
+        "TF / PyTorch, float32, 10 per call": med["TF float32 spc10"] / med["PyTorch float32"],
+        "TF / PyTorch, bfloat16": med["TF mixed_bfloat16 spc1"] / med["PyTorch mixed_bfloat16"],
+        "TF bfloat16 / TF float32": med["TF mixed_bfloat16 spc1"] / med["TF float32 spc1"],
+        "TF 10 per call / 1 per call, float32": med["TF float32 spc10"] / med["TF float32 spc1"],
+    }
+    summary[batch] = {"iterations_per_s": med, "ratios": ratios}
+    for name, value in med.items():
+      rows.append(f"| {batch} | {name} | {value:.2f} |")
+    for name, value in ratios.items():
+      rows.append(f"| {batch} | ratio {name} | {value:.2f} |")
+  print(f"networks: {p_tf:,} parameters; 5 critic + 1 generator updates per iteration; "
+        f"TensorFlow {tf.__version__}, PyTorch {version} ({threads} threads); median of "
+        f"{args.rounds} rounds of {args.iterations} iterations")
+  print("| batch | configuration | iterations/s or ratio |\n|---|---|---|")
+  print("\n".join(rows))
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({"tensorflow": tf.__version__, "torch": version, "threads": threads,
+                 "batches": summary}, f, indent=1)
 
 
 if __name__ == "__main__":

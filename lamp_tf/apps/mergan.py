@@ -50,7 +50,8 @@ flags.DEFINE_bool("share_first_task", True, "Train the first task once per seed 
                   "conditional method (all but DGR) from it: they train the identical task.")
 flags.DEFINE_float("ra_weight", 1e-3, "Replay alignment weight (the reference's RA_FACTOR: 1e-3 "
                    "on MNIST and LSUN, 1e-2 on SVHN).", lower_bound=0.0)
-flags.DEFINE_float("ewc_weight", 1e9, "EWC weight on the generator.", lower_bound=0.0)
+flags.DEFINE_list("ewc_weights", ["1e9"], "EWC weights on the generator: one EWC run per value "
+                  "(a sweep; the paper: about 1e9).")
 flags.DEFINE_enum("sample_bn", "batch", list(mergan.SAMPLE_BN), "Generator batch norm when "
                   "sampling, replaying and aligning: batch = per-class batch moments (the "
                   "reference), moving = moving averages.")
@@ -95,6 +96,30 @@ flags.register_validator(
 flags.register_validator("seeds", _valid_seeds)
 
 
+def _valid_weights(values):
+  try:
+    weights = [float(v) for v in values]
+  except ValueError:
+    raise flags.ValidationError("expected numbers, e.g. --ewc_weights=1e3,1e6,1e9.") from None
+  if not weights or any(w < 0 for w in weights) or len(set(weights)) != len(weights):
+    raise flags.ValidationError("give each weight once, each >= 0.")
+  return True
+
+
+flags.register_validator("ewc_weights", _valid_weights)
+
+
+def run_specs():
+  """(label, method, EWC weight) of every run of a seed, in --methods order; EWC once per
+  --ewc_weights value."""
+  weights = [float(w) for w in FLAGS.ewc_weights]
+  specs = []
+  for m in FLAGS.methods:
+    for w in (weights if m == "ewc" else weights[:1]):
+      specs.append((f"EWC λ={w:g}" if m == "ewc" and len(weights) > 1 else NAMES[m], m, w))
+  return specs
+
+
 # The paper's Table 1 (accuracy %), for the rows it has.
 PAPER_ACCURACY = {
     ("mnist", 5): {"jt": 97.66, "sft": 19.87, "ewc": 70.62, "dgr": 90.39, "jtr": 97.93,
@@ -113,17 +138,17 @@ def table_rows(num_tasks):
 
 
 def table1(records, key, num_tasks, scale=100.0, paper=None):
-  """Rows 'after task k' x columns methods, mean ± std over seeds of `<key>_per_task`; with
-  `paper` ({(k): {method: value}}), the paper's row under each of ours."""
-  methods = [m for m in mergan.METHODS if any(r["method"] == m for r in records)]
+  """Rows 'after task k' x columns runs (by label), mean ± std over seeds of `<key>_per_task`;
+  with `paper` ({k: {method: value}}), the paper's row under each of ours."""
+  columns = [(label, method) for label, method, _ in run_specs()]
   rows = []
   for k in table_rows(num_tasks):
     rows.append([f"after task {k}"] + [
-        results.mean_std([r[f"{key}_per_task"][k - 1] for r in records if r["method"] == m],
-                         scale) for m in methods])
+        results.mean_std([r[f"{key}_per_task"][k - 1] for r in records if r["label"] == label],
+                         scale) for label, _ in columns])
     if paper and k in paper:
-      rows.append([f"paper, after task {k}"] + [paper[k].get(m, "-") for m in methods])
-  return results.markdown_table([""] + [NAMES[m] for m in methods], rows)
+      rows.append([f"paper, after task {k}"] + [paper[k].get(m, "-") for _, m in columns])
+  return results.markdown_table([""] + [label for label, _ in columns], rows)
 
 
 def paper_rows(dataset):
@@ -132,14 +157,14 @@ def paper_rows(dataset):
   return {k: v for (f, k), v in PAPER_ACCURACY.items() if f == family}
 
 
-def grid_figure(grids, class_names, method, classes):
+def grid_figure(grids, class_names, label, classes):
   """Fixed-z grid: one row per class of the tasks, one column per task (blank before a class
   is seen)."""
   grids = grids[:, list(classes)]
   t, k = grids.shape[:2]
   images = ((np.transpose(grids, [1, 0, 2, 3, 4]).reshape(k * t, *grids.shape[2:]) + 1) * 127.5)
   grid = figures.image_grid(images.clip(0, 255).astype(np.uint8), k, t)
-  fig = figures.image(grid, f"{NAMES[method]}: rows = classes, columns = after task 1..{t}",
+  fig = figures.image(grid, f"{label}: rows = classes, columns = after task 1..{t}",
                       width=max(3.0, 0.9 * t))
   return fig, grid
 
@@ -152,19 +177,19 @@ def tsne_figure(samplers, classifier, real_task1, task1_classes, seed):
   real = real_task1[:n]
   feats, groups = [classifier.features(real)], ["real"] * len(real)
   labels = np.asarray(task1_classes, np.int64)[np.arange(n) % len(task1_classes)]
-  for method, generate in samplers.items():
+  for label, generate in samplers.items():
     feats.append(classifier.features(generate(labels, seed)))
-    groups += [method] * n
+    groups += [label] * n
   feats = np.concatenate(feats)
   perplexity = min(30.0, (len(feats) - 1) / 3)  # scikit-learn needs perplexity < samples
   emb = TSNE(2, random_state=seed, init="pca", perplexity=perplexity).fit_transform(feats)
   groups = np.array(groups)
   fig, axes = figures.plt.subplots(1, len(samplers), figsize=(3.2 * len(samplers), 3.4),
                                    squeeze=False)
-  for ax, method in zip(axes[0], samplers):
+  for ax, label in zip(axes[0], samplers):
     ax.scatter(*emb[groups == "real"].T, s=3, c="lightgray", label="real task 1")
-    ax.scatter(*emb[groups == method].T, s=3, c="tab:red", label="generated task 1")
-    ax.set_title(NAMES[method])
+    ax.scatter(*emb[groups == label].T, s=3, c="tab:red", label="generated task 1")
+    ax.set_title(label)
     ax.set_xticks([])
     ax.set_yticks([])
   axes[0][0].legend(fontsize=7, markerscale=3)
@@ -172,12 +197,14 @@ def tsne_figure(samplers, classifier, real_task1, task1_classes, seed):
   return fig
 
 
-def config(method, seed):
+def config(method, seed, ewc_weight=None):
   return mergan.MerganConfig(
       method=method, seed=seed, iterations=FLAGS.iterations,
       first_task_iterations=FLAGS.first_task_iterations, batch_size=FLAGS.batch_size,
       n_critic=FLAGS.n_critic, lr=FLAGS.lr, gp_weight=FLAGS.gp_weight, ac_weight=FLAGS.ac_weight,
-      ra_weight=FLAGS.ra_weight, ewc_weight=FLAGS.ewc_weight, fisher_samples=FLAGS.fisher_samples,
+      ra_weight=FLAGS.ra_weight,
+      ewc_weight=float(FLAGS.ewc_weights[0]) if ewc_weight is None else ewc_weight,
+      fisher_samples=FLAGS.fisher_samples,
       solver_steps=FLAGS.solver_steps, sample_bn=FLAGS.sample_bn, replay_batch=FLAGS.replay_batch,
       jtr=FLAGS.jtr)
 
@@ -207,7 +234,10 @@ def main(argv):
     raise app.UsageError(str(e)) from None
   gan_config = gan_flags.gan_config(train.num_classes)
   image_shape = train.images.shape[1:]
-  run_dir = lambda method, seed: os.path.join(FLAGS.workdir, "runs", f"{method}_seed{seed}")
+  def run_dir(method, seed, ewc_weight=None):
+    name = f"ewc{ewc_weight:g}" if method == "ewc" else method
+    return os.path.join(FLAGS.workdir, "runs", f"{name}_seed{seed}")
+
   first_budget = FLAGS.first_task_iterations or FLAGS.iterations
   first_task_dir = lambda seed: os.path.join(FLAGS.workdir, "runs",
                                              f"first_task_seed{seed}_{first_budget}it")
@@ -220,9 +250,9 @@ def main(argv):
       logging.info("no conditional generator to export (only DGR was run)")
       return
     best = max(candidates, key=lambda r: r["accuracy"])
-    cfg = config(best["method"], best["seed"])
+    cfg = config(best["method"], best["seed"], best["ewc_weight"])
     nets = mergan.restore_networks(rt, cfg, gan_config, image_shape, num_tasks,
-                                   run_dir(best["method"], best["seed"]))
+                                   run_dir(best["method"], best["seed"], best["ewc_weight"]))
     mergan.export(cfg, nets, sorted(c for t in task_list for c in t), FLAGS.export_dir)
     logging.info("exported %s seed %d (accuracy %.4f) to %s", best["method"], best["seed"],
                  best["accuracy"], FLAGS.export_dir)
@@ -255,53 +285,55 @@ def main(argv):
                             task_list[:1], first, evaluator, grid_z)
         if rt.is_chief:
           results.save_record(first, record)
-    for method in FLAGS.methods:
-      directory = run_dir(method, seed)
+    for label, method, weight in run_specs():
+      directory = run_dir(method, seed, weight)
       record = results.load_record(directory)
       if record is None:
         rt.seed(seed)
-        logging.info("run %s seed %d", method, seed)
-        record = mergan.run(rt, config(method, seed), gan_config, train.images, train.labels,
-                            task_list, directory, evaluator, grid_z,
+        logging.info("run %s seed %d", label, seed)
+        record = mergan.run(rt, config(method, seed, weight), gan_config, train.images,
+                            train.labels, task_list, directory, evaluator, grid_z,
                             init_from=None if method == "dgr" else first)
         record = {"dataset": FLAGS.dataset, "num_tasks": num_tasks, **record,
                   "code_version": results.code_version()}
         if rt.is_chief:
           results.save_record(directory, record)
-      logging.info("%s seed %d: accuracy %.4f reverse %.4f FID %.2f", method, seed,
+      record["label"] = label
+      logging.info("%s seed %d: accuracy %.4f reverse %.4f FID %.2f", label, seed,
                    record["accuracy"], record["reverse_accuracy"], record["fid"])
       records.append(record)
   if not rt.is_chief:
     return
 
   figs, writer = [], rt.writer("summary")
-  for method in FLAGS.methods:
-    grids = np.load(os.path.join(run_dir(method, seeds[0]), "grids.npy"))
-    fig, grid = grid_figure(grids, train.class_names, method,
+  for label, method, weight in run_specs():
+    grids = np.load(os.path.join(run_dir(method, seeds[0], weight), "grids.npy"))
+    fig, grid = grid_figure(grids, train.class_names, label,
                             [c for task in task_list for c in task])
-    results.save_figure(fig, os.path.join(FLAGS.workdir, f"grid_{method}.png"), writer)
-    writer.write_images(num_tasks, {f"fixed_z_grid/{method}": grid})
-    figs.append(f"grid_{method}.png")
-  curves = {NAMES[m]: (100 * np.mean([r["accuracy_per_task"] for r in records
-                                      if r["method"] == m], axis=0), None)
-            for m in FLAGS.methods}
+    name = f"grid_ewc{weight:g}.png" if method == "ewc" else f"grid_{method}.png"
+    results.save_figure(fig, os.path.join(FLAGS.workdir, name), writer)
+    writer.write_images(num_tasks, {f"fixed_z_grid/{name[5:-4]}": grid})
+    figs.append(name)
+  curves = {label: (100 * np.mean([r["accuracy_per_task"] for r in records
+                                   if r["label"] == label], axis=0), None)
+            for label, _, _ in run_specs()}
   curve = figures.lines(list(range(1, num_tasks + 1)), curves,
                         "Accuracy on the classes seen so far", "after task", "accuracy %")
   results.save_figure(curve, os.path.join(FLAGS.workdir, "accuracy.png"), writer)
   figs.append("accuracy.png")
-  tsne_methods = [m for m in ("sft", "ewc", "jtr", "ra") if m in FLAGS.methods]
-  if tsne_methods:
-    samplers = {m: mergan.sampler(config(m, seeds[0]), mergan.restore_networks(
-        rt, config(m, seeds[0]), gan_config, image_shape, num_tasks, run_dir(m, seeds[0])),
-        list(range(train.num_classes))) for m in tsne_methods}
+  tsne_runs = [(label, m, w) for label, m, w in run_specs() if m in ("sft", "ewc", "jtr", "ra")]
+  if tsne_runs:
+    samplers = {label: mergan.sampler(config(m, seeds[0], w), mergan.restore_networks(
+        rt, config(m, seeds[0], w), gan_config, image_shape, num_tasks,
+        run_dir(m, seeds[0], w)), list(range(train.num_classes))) for label, m, w in tsne_runs}
     task1 = test.images[np.isin(test.labels, task_list[0])]
     results.save_figure(tsne_figure(samplers, classifier, task1, task_list[0], seeds[0]),
                         os.path.join(FLAGS.workdir, "tsne_task1.png"), writer)
     figs.append("tsne_task1.png")
   per_task = lambda key: results.markdown_table(
       ["method"] + [f"after task {t + 1}" for t in range(num_tasks)],
-      [[NAMES[m]] + [results.mean_std([r[key][t] for r in records if r["method"] == m], 100.0)
-                     for t in range(num_tasks)] for m in FLAGS.methods])
+      [[label] + [results.mean_std([r[key][t] for r in records if r["label"] == label], 100.0)
+                  for t in range(num_tasks)] for label, _, _ in run_specs()])
   first_budget = FLAGS.first_task_iterations or FLAGS.iterations
   shared = [r for r in records if r.get("shared_first_task")]
   setup = (f"`{FLAGS.dataset}`, tasks `{FLAGS.tasks}` ({num_tasks} tasks); {FLAGS.architecture} "
@@ -309,13 +341,13 @@ def main(argv):
            f"{first_budget} generator updates on the first task and {FLAGS.iterations} on each "
            f"later one (the paper: 4001), batch {FLAGS.batch_size}, {FLAGS.n_critic} critic "
            f"steps, Adam {FLAGS.lr:g} (0, 0.9) reset every task, RA weight {FLAGS.ra_weight:g}, "
-           f"EWC weight {FLAGS.ewc_weight:g}, generator batch norm when sampling: "
+           f"EWC weights {', '.join(FLAGS.ewc_weights)}, generator batch norm when sampling: "
            f"{FLAGS.sample_bn}, replays: {FLAGS.replay_batch}, JTR: {FLAGS.jtr}; seeds "
            f"{FLAGS.seeds}." + (" The first task was trained once per seed and shared by "
-                                f"{', '.join(sorted({NAMES[r['method']] for r in shared}))}."
+                                f"{', '.join(sorted({r['label'] for r in shared}))}."
                                 if shared else "") +
            " Training wall time per run, first task included (s): " + ", ".join(
-               f"{NAMES[r['method']]} {r['train_wall_time_s']:.0f}" for r in records
+               f"{r['label']} {r['train_wall_time_s']:.0f}" for r in records
                if r["seed"] == seeds[0]) + f". Scores on {FLAGS.eval_samples} samples per "
            f"class; the real-data classifier (test accuracy {classifier.test_accuracy:.4f}) "
            "gives the accuracy and the FID features.")

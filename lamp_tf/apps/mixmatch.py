@@ -4,16 +4,22 @@ r"""lamp-tf-mixmatch: zero-pair translation across RGB, depth and segmentation; 
 
 Renders the procedural scenes (a TFDS data set, built once), trains mix-and-match networks on
 (RGB, segmentation) pairs and (RGB, depth) pairs from disjoint scenes (once per --side_info:
-pooling indices, skip connections, none), and the baselines on the same data: a cascade of two
-paired pix2pix-style U-Nets (depth -> RGB -> segmentation) and an unpaired CycleGAN depth <->
-segmentation. On held-out scenes: per-class IoU, mIoU and global accuracy of depth ->
-segmentation for zero-pair, cascades and multi-modal (RGB, depth) inputs; RMSE and delta < 1.25
-of depth outputs. Then many-to-many recolouring between 11 colours (11 encoders + 11 decoders
-trained through one anchor colour) with colour-name accuracy and luminance SSIM, trained pairs
-against never-trained ones. Tables, image panels, REPORT.md, results.json, TensorBoard; exports
-the mix-and-match model (--main_side_info) with a signature per (source, target) modality pair.
+pooling indices, skip connections, none, and per --seeds), with the objective of the authors'
+code by default (see lamp_tf.mixmatch.train), and the baselines on the same data and budget: a
+cascade of two paired pix2pix translators (depth -> RGB -> segmentation, with the PatchGAN:
+'pix2pix'; reconstruction only: 'pix2pix_l1') and an unpaired CycleGAN depth <-> segmentation.
+On held-out scenes: per-class IoU, mIoU and global accuracy of depth -> segmentation for
+zero-pair, cascades and multi-modal (RGB, depth) inputs, each with test-time batch statistics
+and with moving averages (--test_bn picks the main tables'); RMSE and delta < 1.25 of depth
+outputs. --ablation walks from the project's earlier objective to the reference's one change
+at a time. Then many-to-many recolouring between 11 colours (11 encoders + 11 decoders trained
+through one anchor colour) with colour-name accuracy and luminance SSIM, trained pairs against
+never-trained ones. Tables (mean ± std over seeds), image panels, REPORT.md, results.json,
+TensorBoard; exports the mix-and-match model (--main_side_info, first seed) with a signature per
+(source, target) modality pair.
 """
 
+import dataclasses
 import os
 
 import numpy as np
@@ -29,130 +35,261 @@ from lamp_tf.runtime import export, figures, flags as runtime_flags, loop, resul
 
 FLAGS = flags.FLAGS
 PROGRAM = "lamp-tf-mixmatch"
+BASELINES = ("pix2pix", "pix2pix_l1", "cyclegan")
 
 runtime_flags.define_runtime_flags("mixmatch")
 flags.adopt_module_key_flags(runtime_flags)
-flags.DEFINE_integer("resolution", 64, "Scene resolution (pixels).", lower_bound=16,
-                     upper_bound=512)
+flags.DEFINE_integer("resolution", 64, "Scene resolution in pixels; divisible by 2^(number of "
+                     "--widths).", lower_bound=16, upper_bound=512)
 flags.DEFINE_integer("num_scenes", 2000, "Training scenes (half RGB-seg, half RGB-depth).",
                      lower_bound=4)
 flags.DEFINE_integer("num_test_scenes", 300, "Held-out test scenes.", lower_bound=1)
-flags.DEFINE_list("widths", ["32", "64", "128", "128"], "Encoder block widths (one pool each).")
-flags.DEFINE_list("side_info", list(segnet.SIDE_INFO), "Side information variants to train.")
+flags.DEFINE_list("widths", ["32", "64", "128", "128"], "Encoder block widths (one 2x2 pool "
+                  "each; the latent is resolution / 2^len(widths) pixels wide).")
+flags.DEFINE_list("side_info", list(segnet.SIDE_INFO), "Side information variants to train: "
+                  "indices, skip, none.")
 flags.DEFINE_enum("main_side_info", "indices", list(segnet.SIDE_INFO),
-                  "The variant of the main table and the export.")
+                  "The variant of the main table, the ablation and the export.")
 flags.DEFINE_integer("steps", 3000, "Training steps of each mix-and-match model.", lower_bound=1)
 flags.DEFINE_integer("baseline_steps", 3000, "Training steps of each baseline.", lower_bound=1)
-flags.DEFINE_list("baselines", ["pix2pix", "cyclegan"], "Baselines: pix2pix, cyclegan.")
+flags.DEFINE_list("baselines", list(BASELINES), "Baselines: pix2pix (U-Net cascade with the "
+                  "PatchGAN, the paper's), pix2pix_l1 (reconstruction only), cyclegan.")
 flags.DEFINE_integer("batch_size", 16, "Global batch size (per pair type).", lower_bound=1)
 flags.DEFINE_float("lr", 2e-4, "Adam learning rate (beta1 0.5).", lower_bound=0.0)
-flags.DEFINE_float("seg_weight", 1.0, "Weight of segmentation outputs.", lower_bound=0.0)
-flags.DEFINE_float("depth_weight", 1.0, "Weight of depth outputs.", lower_bound=0.0)
-flags.DEFINE_float("rgb_weight", 1.0, "Weight of RGB outputs.", lower_bound=0.0)
-flags.DEFINE_float("latent_weight", 0.1, "Weight of the latent consistency of pairs.",
+flags.DEFINE_float("seg_weight", 100.0, "Weight of RGB -> segmentation cross-entropy "
+                   "(reference 100).", lower_bound=0.0)
+flags.DEFINE_float("depth_weight", 10.0, "Weight of RGB -> depth (reference 10).",
                    lower_bound=0.0)
-flags.DEFINE_float("latent_noise", 0.0, "Std of Gaussian noise on RGB latents.", lower_bound=0.0)
-flags.DEFINE_enum("depth_loss", "l1", ["l1", "berhu"], "Loss of depth outputs.")
-flags.DEFINE_integer("seed", 0, "Seed.")
-flags.DEFINE_bool("recolour", True, "Run the many-to-many recolouring experiment.")
+flags.DEFINE_float("auto_weight", 10.0, "Weight of the segmentation and depth autoencoders "
+                   "(reference 10).", lower_bound=0.0)
+flags.DEFINE_float("rgb_weight", 10.0, "Weight of the RGB outputs' term (reference 10).",
+                   lower_bound=0.0)
+flags.DEFINE_float("rgb_recon_weight", 10.0, "Weight of the RGB reconstruction inside the RGB "
+                   "term (reference 10).", lower_bound=0.0)
+flags.DEFINE_float("latent_weight", 10.0, "Weight of the latent alignment of paired encodings "
+                   "(reference 10).", lower_bound=0.0)
+flags.DEFINE_float("disc_weight", 10.0, "Weight of the RGB discriminator's loss (reference 10).",
+                   lower_bound=0.0)
+flags.DEFINE_integer("latent_levels", 3, "Deepest pooled outputs aligned (reference 3: pool3, "
+                     "pool4, pool5).", lower_bound=1)
+flags.DEFINE_bool("max_feature", True, "The reference's max-feature term on the deepest "
+                  "latent.")
+flags.DEFINE_float("latent_noise", 0.5, "Std s of |N(0, s)| added to the RGB latent on the "
+                   "RGB -> segmentation and RGB -> depth paths (reference 0.5; 0: none).",
+                   lower_bound=0.0)
+flags.DEFINE_bool("rgb_adversarial", True, "LSGAN discriminator on RGB outputs (reference).")
+flags.DEFINE_integer("disc_width", 0, "Width of the discriminators' first layer (0: the first "
+                     "of --widths, as the reference's df_dim = gf_dim).", lower_bound=0)
+flags.DEFINE_enum("rgb_loss", "l2", ["l2", "l1"], "Reconstruction of RGB outputs (reference: "
+                  "squared error).")
+flags.DEFINE_enum("seg_ce", "pixel", ["pixel", "image"], "Cross-entropy averaged over the "
+                  "labelled pixels of the batch (reference) or per image.")
+flags.DEFINE_enum("depth_loss", "l1", ["l1", "berhu"], "Loss of depth outputs (the reference's "
+                  "berHu threshold is the largest error, i.e. L1).")
+flags.DEFINE_enum("test_bn", "batch", list(mm_model.TEST_BN), "Batch norm at test for the main "
+                  "tables: batch = each test batch's own moments (reference), moving = moving "
+                  "averages. Both are always measured.")
+flags.DEFINE_enum("rgb_side_info", "none", list(mm_model.RGB_SIDE_INFO), "RGB decoder: none = "
+                  "no side information (reference), same = --side_info like the others.")
+flags.DEFINE_list("seeds", ["0"], "Seeds (tables: mean ± std).")
+flags.DEFINE_bool("ablation", False, "Also train the steps from the project's earlier "
+                  "objective to the reference's, one change at a time (--main_side_info).")
+flags.DEFINE_bool("recolour", True, "Run the many-to-many recolouring experiment (first seed).")
 flags.DEFINE_integer("recolour_steps", 3000, "Recolouring training steps.", lower_bound=1)
 flags.DEFINE_enum("recolour_anchor", "grey", list(colours.NAMES), "Anchor colour.")
 flags.DEFINE_integer("recolour_width", 64, "Recolouring network width.", lower_bound=4)
 flags.DEFINE_integer("panel_scenes", 4, "Test scenes shown in the image panels.", lower_bound=1)
 
+
+def _int_list(values, positive=True):
+  try:
+    out = [int(v) for v in values]
+  except ValueError:
+    raise flags.ValidationError("expected integers.") from None
+  if positive and any(v < 1 for v in out):
+    raise flags.ValidationError("expected positive integers.")
+  return out
+
+
+def _valid_seeds(values):
+  seeds = _int_list(values, positive=False)
+  if not seeds or len(set(seeds)) != len(seeds):
+    raise flags.ValidationError("give each seed once, at least one.")
+  return True
+
+
+flags.register_validator("widths", lambda v: bool(_int_list(v)) or True)
+flags.register_validator("seeds", _valid_seeds)
+flags.register_validator("side_info", lambda v: bool(v) and set(v) <= set(segnet.SIDE_INFO),
+                         f"choose from {', '.join(segnet.SIDE_INFO)} (comma-separated).")
+flags.register_validator("baselines", lambda v: set(v) <= set(BASELINES),
+                         f"choose from {', '.join(BASELINES)} (comma-separated).")
+flags.register_multi_flags_validator(
+    ["resolution", "widths"],
+    lambda f: f["resolution"] % 2 ** len(f["widths"]) == 0,
+    "--resolution must be divisible by 2^(number of --widths), one 2x2 pooling per width.")
+
 MODEL_NAMES = {"mm_zero_pair": "M&MNet zero-pair D→S", "mm_cascade": "M&MNet cascade D→R→S",
                "mm_multimodal": "M&MNet multi-modal (R,D)→S",
                "mm_rgb2seg": "M&MNet R→S (paired)",
-               "pix2pix_cascade": "2× pix2pix-style cascade D→R→S",
-               "cyclegan": "CycleGAN-style D↔S (unpaired)"}
+               "pix2pix_cascade": "2× pix2pix cascade D→R→S (PatchGAN)",
+               "pix2pix_l1_cascade": "2× pix2pix-style cascade D→R→S (no GAN)",
+               "cyclegan": "CycleGAN D↔S (unpaired)"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """A mix-and-match training: objective, test-time batch norm, RGB decoder side information."""
+
+  name: str
+  weights: train.Weights
+  test_bn: str
+  rgb_side_info: str
+
+
+def reference_variant():
+  """The objective the flags describe (the reference's by default)."""
+  return Variant("flags", train.Weights(
+      seg=FLAGS.seg_weight, depth=FLAGS.depth_weight, auto=FLAGS.auto_weight,
+      rgb=FLAGS.rgb_weight, rgb_recon=FLAGS.rgb_recon_weight, latent=FLAGS.latent_weight,
+      disc=FLAGS.disc_weight, latent_levels=FLAGS.latent_levels, max_feature=FLAGS.max_feature,
+      latent_noise=FLAGS.latent_noise, rgb_adversarial=FLAGS.rgb_adversarial,
+      rgb_loss=FLAGS.rgb_loss, seg_ce=FLAGS.seg_ce, depth_loss=FLAGS.depth_loss),
+      FLAGS.test_bn, FLAGS.rgb_side_info)
+
+
+PROJECT = train.Weights(seg=1, depth=1, auto=1, rgb=1, rgb_recon=1, latent=0.1, latent_levels=1,
+                        max_feature=False, latent_noise=0.0, rgb_adversarial=False,
+                        rgb_loss="l1", seg_ce="image")
+
+
+def ablation_steps():
+  """From the project's earlier objective to the reference's, one change at a time (each step
+  keeps the changes before it); the last step is the reference."""
+  w = PROJECT
+  steps = [Variant("0 project (earlier)", w, "moving", "same"),
+           Variant("1 + batch statistics at test", w, "batch", "same")]
+  w = dataclasses.replace(w, seg=100, depth=10, auto=10, rgb=10, rgb_recon=10, latent=10,
+                          rgb_loss="l2", seg_ce="pixel")
+  steps.append(Variant("2 + reference loss weights", w, "batch", "same"))
+  w = dataclasses.replace(w, latent_levels=3, max_feature=True)
+  steps.append(Variant("3 + alignment at 3 levels + max-feature", w, "batch", "same"))
+  w = dataclasses.replace(w, latent_noise=0.5)
+  steps.append(Variant("4 + |N(0, 0.5)| noise on RGB paths", w, "batch", "same"))
+  steps.append(Variant("5 + RGB decoder without side information", w, "batch", "none"))
+  w = dataclasses.replace(w, rgb_adversarial=True)
+  steps.append(Variant("6 + LSGAN on RGB outputs (reference)", w, "batch", "none"))
+  return steps
 
 
 def widths():
-  try:
-    return tuple(int(w) for w in FLAGS.widths)
-  except ValueError:
-    raise app.UsageError(f"--widths={','.join(FLAGS.widths)}: expected integers.") from None
+  return tuple(int(w) for w in FLAGS.widths)
 
 
-def check_flags():
-  bad = set(FLAGS.side_info) - set(segnet.SIDE_INFO)
-  if bad:
-    raise app.UsageError(f"--side_info: unknown {sorted(bad)}; choose from {segnet.SIDE_INFO}.")
-  bad = set(FLAGS.baselines) - {"pix2pix", "cyclegan"}
-  if bad:
-    raise app.UsageError(f"--baselines: unknown {sorted(bad)}; choose from pix2pix, cyclegan.")
-  if FLAGS.resolution % 2 ** len(widths()):
-    raise app.UsageError(f"--resolution={FLAGS.resolution} must be divisible by "
-                         f"2^{len(widths())} (one pooling per --widths entry).")
+def disc_width():
+  return FLAGS.disc_width or widths()[0]
 
 
-def mixmatch_model(rt, side_info):
+def latent_size():
+  return FLAGS.resolution // 2 ** len(FLAGS.widths)
+
+
+def train_mixmatch(rt, pairs, side_info, seed, variant, run_name):
   with rt.strategy.scope():
-    return mm_model.MixMatch(widths(), side_info).build(FLAGS.resolution)
-
-
-def train_mixmatch(rt, pairs, side_info):
-  model = mixmatch_model(rt, side_info)
+    model = mm_model.MixMatch(widths(), side_info, test_bn=variant.test_bn,
+                              rgb_side_info=variant.rgb_side_info).build(FLAGS.resolution)
   opt = train.adam(rt.strategy, FLAGS.lr, model.trainable_variables)
-  weights = train.Weights(FLAGS.seg_weight, FLAGS.depth_weight, FLAGS.rgb_weight,
-                          FLAGS.latent_weight, FLAGS.latent_noise, FLAGS.depth_loss)
-  run_dir = os.path.join(FLAGS.workdir, "runs", f"mixmatch_{side_info}")
-  train.fit(rt, run_dir, f"mixmatch {side_info}", {**model.trackables, "optimizer": opt},
-            train.mixmatch_step(model, opt, weights, FLAGS.batch_size),
-            [pairs.rgb_seg, pairs.rgb_depth], FLAGS.batch_size, FLAGS.steps, FLAGS.seed)
+  trackables = {**model.trackables, "optimizer": opt}
+  disc = d_opt = None
+  if variant.weights.rgb_adversarial:
+    with rt.strategy.scope():
+      disc = mm_model.RGBDiscriminator(disc_width(), name="disc_rgb")
+      disc(tf.zeros([2, FLAGS.resolution, FLAGS.resolution, 3]))
+    d_opt = train.adam(rt.strategy, FLAGS.lr, disc.trainable_variables)
+    trackables.update(disc_rgb=disc, d_opt=d_opt)
+  # The reference updates the discriminator on odd iterations: steps 0, 2, 4, ... here.
+  step = tuple(train.mixmatch_step(model, opt, variant.weights, FLAGS.batch_size, disc, d_opt,
+                                   update_disc=d) for d in ((True, False) if disc else (False,)))
+  run_dir = os.path.join(FLAGS.workdir, "runs", run_name)
+  train.fit(rt, run_dir, run_name, trackables, step if len(step) > 1 else step[0],
+            [pairs.rgb_seg, pairs.rgb_depth], FLAGS.batch_size, FLAGS.steps, seed)
   return model
 
 
-def train_unet(rt, name, src, dst, arrays):
+def train_unet(rt, name, src, dst, arrays, seed, gan):
   with rt.strategy.scope():
     unet = baselines.UNet(src, dst, widths(), name).build(FLAGS.resolution)
   opt = train.adam(rt.strategy, FLAGS.lr, unet.trainable_variables)
-  train.fit(rt, os.path.join(FLAGS.workdir, "runs", name), name,
-            {**unet.trackables(name), "optimizer": opt},
-            baselines.paired_step(unet, opt, FLAGS.batch_size), [arrays], FLAGS.batch_size,
-            FLAGS.baseline_steps, FLAGS.seed)
+  trackables = {**unet.trackables(name), "optimizer": opt}
+  disc = d_opt = None
+  if gan:
+    with rt.strategy.scope():
+      disc = baselines.PatchDiscriminator(disc_width(), name=f"{name}_disc")
+      disc(tf.zeros([1, FLAGS.resolution, FLAGS.resolution,
+                     rgbd.CHANNELS[src] + rgbd.CHANNELS[dst]]))
+    d_opt = train.adam(rt.strategy, FLAGS.lr, disc.trainable_variables)
+    trackables.update(disc=disc, d_opt=d_opt)
+  run = f"{name}_seed{seed}"
+  train.fit(rt, os.path.join(FLAGS.workdir, "runs", run), run, trackables,
+            baselines.paired_step(unet, opt, FLAGS.batch_size, disc, d_opt), [arrays],
+            FLAGS.batch_size, FLAGS.baseline_steps, seed)
   return unet
 
 
-def train_cyclegan(rt, pairs):
+def train_cyclegan(rt, pairs, seed):
   with rt.strategy.scope():
     cyc = baselines.CycleGAN(widths()).build(FLAGS.resolution)
   g_opt = train.adam(rt.strategy, FLAGS.lr, cyc.generator_variables)
   d_opt = train.adam(rt.strategy, FLAGS.lr, cyc.discriminator_variables)
   seg_only = {"seg": pairs.rgb_seg["seg"]}
   depth_only = {"depth": pairs.rgb_depth["depth"]}
-  train.fit(rt, os.path.join(FLAGS.workdir, "runs", "cyclegan"), "cyclegan",
+  run = f"cyclegan_seed{seed}"
+  train.fit(rt, os.path.join(FLAGS.workdir, "runs", run), run,
             {**cyc.trackables(), "g_opt": g_opt, "d_opt": d_opt},
             cyc.step(g_opt, d_opt, FLAGS.batch_size), [seg_only, depth_only], FLAGS.batch_size,
-            FLAGS.baseline_steps, FLAGS.seed)
+            FLAGS.baseline_steps, seed)
   return cyc
 
 
-def seg_record(method, side_info, logits, labels):
+def seg_record(method, side_info, seed, logits, labels, **extra):
   s = evaluate.segmentation_scores(logits, labels)
-  return {"method": method, "side_info": side_info, "seed": FLAGS.seed, "miou": s["miou"],
-          "global_accuracy": s["global_accuracy"], "per_class_iou": s["per_class_iou"]}
+  return {"method": method, "side_info": side_info, "seed": seed, "miou": s["miou"],
+          "global_accuracy": s["global_accuracy"], "per_class_iou": s["per_class_iou"],
+          "latent_size": latent_size(), "resolution": FLAGS.resolution, **extra}
 
 
-def evaluate_mixmatch(model, side_info, test_inputs, labels, depth_m):
-  t = lambda src, dst: lambda b: model.translate(b[src], src, dst)
-  recs = [
-      seg_record("mm_zero_pair", side_info, evaluate.batched(t("depth", "seg"), test_inputs),
-                 labels),
-      seg_record("mm_cascade", side_info, evaluate.batched(
-          lambda b: model.cascade(b["depth"], ("depth", "rgb", "seg")), test_inputs), labels),
-      seg_record("mm_multimodal", side_info, evaluate.batched(
-          lambda b: model.fuse({"rgb": b["rgb"], "depth": b["depth"]}, "seg"), test_inputs),
-          labels),
-      seg_record("mm_rgb2seg", side_info, evaluate.batched(t("rgb", "seg"), test_inputs),
-                 labels)]
-  depth = {"paired_rgb2depth": evaluate.depth_scores(
-               evaluate.batched(t("rgb", "depth"), test_inputs), depth_m),
-           "zero_pair_seg2depth": evaluate.depth_scores(
-               evaluate.batched(t("seg", "depth"), test_inputs), depth_m)}
-  for r in recs:
-    r.update({f"depth_{k}_{m}": v[m] for k, v in depth.items() for m in v})
-  return recs
+def evaluate_mixmatch(model, side_info, seed, test_inputs, labels, depth_m, objective,
+                      full=True):
+  """Records of depth -> segmentation (zero-pair, cascade, multi-modal, paired R->S) with
+  test-time batch statistics and with moving averages, on the same trained model."""
+  records = []
+  bn_modes = ("batch", "moving")
+  keep = model.test_bn
+  try:
+    for test_bn in bn_modes:
+      model.test_bn = test_bn
+      t = lambda src, dst: lambda b: model.translate(b[src], src, dst)
+      run = lambda fn: evaluate.batched(fn, test_inputs, FLAGS.batch_size)
+      extra = dict(test_bn=test_bn, objective=objective)
+      recs = [seg_record("mm_zero_pair", side_info, seed, run(t("depth", "seg")), labels,
+                         **extra),
+              seg_record("mm_cascade", side_info, seed,
+                         run(lambda b: model.cascade(b["depth"], ("depth", "rgb", "seg"))),
+                         labels, **extra)]
+      if full:
+        recs += [seg_record("mm_multimodal", side_info, seed, run(
+                     lambda b: model.fuse({"rgb": b["rgb"], "depth": b["depth"]}, "seg")),
+                     labels, **extra),
+                 seg_record("mm_rgb2seg", side_info, seed, run(t("rgb", "seg")), labels,
+                            **extra)]
+        depth = {"paired_rgb2depth": evaluate.depth_scores(run(t("rgb", "depth")), depth_m),
+                 "zero_pair_seg2depth": evaluate.depth_scores(run(t("seg", "depth")), depth_m)}
+        for r in recs:
+          r.update({f"depth_{k}_{m}": v[m] for k, v in depth.items() for m in v})
+      records += recs
+  finally:
+    model.test_bn = keep
+  return records
 
 
 def export_mixmatch(model, export_dir):
@@ -201,30 +338,30 @@ class RecolourBatches:
             tf.constant(b, tf.int32))
 
 
-def run_recolouring(rt, writer):
+def run_recolouring(rt, seed):
   """Trains (or resumes) the 11-colour model; returns (scores, model, test items)."""
   train_items = sources.load_examples("fashion_mnist", "train", data_dir=FLAGS.data_dir,
                                       download=FLAGS.download)
   test_items = sources.load_examples("fashion_mnist", "test", data_dir=FLAGS.data_dir,
                                      download=FLAGS.download)
   limit = min(len(train_items), max(1100, FLAGS.num_scenes * 11))
-  domains_named = colours.make_domains(train_items.images[:limit], seed=FLAGS.seed)
+  domains_named = colours.make_domains(train_items.images[:limit], seed=seed)
   domains = [domains_named[name] for name in colours.NAMES]
   model = recolour.Recolouring(FLAGS.recolour_width).build()
   g_opt = train.adam(tf.distribute.get_strategy(), FLAGS.lr, model.generator_variables)
   d_opt = train.adam(tf.distribute.get_strategy(), FLAGS.lr, model.critic.trainable_variables)
   run_dir = os.path.join(FLAGS.workdir, "runs", "recolour")
-  state = loop.TrainState(os.path.join(run_dir, "checkpoints"), FLAGS.seed, is_chief=rt.is_chief,
+  state = loop.TrainState(os.path.join(run_dir, "checkpoints"), seed, is_chief=rt.is_chief,
                           g_opt=g_opt, d_opt=d_opt, **model.trackables())
   state.restore()
   pairs = recolour.star_pairs(FLAGS.recolour_anchor)
   step = model.step(g_opt, d_opt)
   loop.train_loop(state, lambda batch, seed: step(*batch),
-                  RecolourBatches(domains, pairs, FLAGS.batch_size, FLAGS.seed, int(state.step)),
+                  RecolourBatches(domains, pairs, FLAGS.batch_size, seed, int(state.step)),
                   FLAGS.recolour_steps, writer=rt.writer(os.path.relpath(run_dir, rt.workdir)),
                   name="recolour", **rt.loop_kwargs())
   labels = np.concatenate([np.full(len(d), i) for i, d in enumerate(domains)])
-  rng = np.random.default_rng(FLAGS.seed)
+  rng = np.random.default_rng(seed)
   test_colour = rng.integers(0, len(colours.NAMES), 1100)
   test_x = np.concatenate([colours.recolour(test_items.images[i:i + 1], colours.NAMES[c])
                            for i, c in enumerate(test_colour)])
@@ -260,44 +397,100 @@ def scene_panel(test, outputs, n):
   return fig
 
 
+def label_colours(labels):
+  palette = (np.array(figures.plt.get_cmap("tab20").colors)[:rgbd.NUM_CLASSES] * 255).astype(
+      np.uint8)
+  palette = np.concatenate([palette, [[0, 0, 0]]]).astype(np.uint8)  # void: black
+  return palette[np.asarray(labels, np.int64)]
+
+
+def scene_panel(test, outputs, n):
+  """Rows: scenes; columns: RGB, depth, ground truth, each method's segmentation."""
+  cols = ["RGB", "depth", "ground truth"] + list(outputs)
+  fig, axes = figures.plt.subplots(n, len(cols), figsize=(1.6 * len(cols), 1.7 * n),
+                                   squeeze=False)
+  for i in range(n):
+    row = [test["rgb"][i], test["depth"][i], label_colours(test["seg"][i])] + [
+        label_colours(np.argmax(o[i], axis=-1)) for o in outputs.values()]
+    for j, (ax, img) in enumerate(zip(axes[i], row)):
+      ax.imshow(img, cmap="viridis" if j == 1 else None)
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if i == 0:
+        ax.set_title(cols[j], fontsize=7)
+  return fig
+
+
 def main(argv):
   del argv
-  check_flags()
   rt = runtime_flags.runtime_from_flags()
-  rt.seed(FLAGS.seed)
+  seeds = [int(s) for s in FLAGS.seeds]
+  try:
+    variant = reference_variant()
+    mm_model.MixMatch((8,), "indices", test_bn=variant.test_bn,
+                      rgb_side_info=variant.rgb_side_info)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  rt.seed(seeds[0])
   data = scenes_tfds.load_scenes(FLAGS.resolution, FLAGS.num_scenes, FLAGS.num_test_scenes,
                                  FLAGS.data_dir)
   pairs = rgbd.split_pairs(data)
+  main_run = lambda seed: f"mixmatch_{FLAGS.main_side_info}_seed{seed}"
   if FLAGS.export_only:
-    export_mixmatch(train_mixmatch(rt, pairs, FLAGS.main_side_info), FLAGS.export_dir)
+    export_mixmatch(train_mixmatch(rt, pairs, FLAGS.main_side_info, seeds[0], variant,
+                                   main_run(seeds[0])), FLAGS.export_dir)
     return
   test_inputs = evaluate.encoded(pairs.test)
   labels, depth_m = pairs.test["seg"], pairs.test["depth"]
   records, outputs, n = [], {}, min(FLAGS.panel_scenes, len(labels))
   panel_inputs = {k: v[:n] for k, v in test_inputs.items()}
-  models = {}
-  for side in FLAGS.side_info:
-    model = train_mixmatch(rt, pairs, side)
-    models[side] = model
-    records += evaluate_mixmatch(model, side, test_inputs, labels, depth_m)
-  main_model = models.get(FLAGS.main_side_info) or train_mixmatch(rt, pairs, FLAGS.main_side_info)
-  outputs["M&M zero-pair"] = main_model.translate(panel_inputs["depth"], "depth", "seg").numpy()
-  outputs["M&M multi-modal"] = main_model.fuse(
-      {"rgb": panel_inputs["rgb"], "depth": panel_inputs["depth"]}, "seg").numpy()
-  outputs["M&M cascade"] = main_model.cascade(panel_inputs["depth"],
-                                              ("depth", "rgb", "seg")).numpy()
-  if "pix2pix" in FLAGS.baselines:
-    d2r = train_unet(rt, "pix2pix_d2r", "depth", "rgb", pairs.rgb_depth)
-    r2s = train_unet(rt, "pix2pix_r2s", "rgb", "seg", pairs.rgb_seg)
-    cascade = lambda b: r2s(tf.cast(d2r(b["depth"]), tf.float32))
-    records.append(seg_record("pix2pix_cascade", "skip", evaluate.batched(cascade, test_inputs),
-                              labels))
-    outputs["pix2pix cascade"] = cascade(panel_inputs).numpy()
-  if "cyclegan" in FLAGS.baselines:
-    cyc = train_cyclegan(rt, pairs)
-    records.append(seg_record("cyclegan", "skip", evaluate.batched(
-        lambda b: cyc.d2s(b["depth"]), test_inputs), labels))
-    outputs["CycleGAN"] = cyc.d2s(panel_inputs["depth"]).numpy()
+  main_models = {}
+  for seed in seeds:
+    rt.seed(seed)
+    for side in FLAGS.side_info:
+      model = train_mixmatch(rt, pairs, side, seed, variant, f"mixmatch_{side}_seed{seed}")
+      records += evaluate_mixmatch(model, side, seed, test_inputs, labels, depth_m, "flags")
+      if side == FLAGS.main_side_info:
+        main_models[seed] = model
+    if FLAGS.main_side_info not in FLAGS.side_info:
+      main_models[seed] = train_mixmatch(rt, pairs, FLAGS.main_side_info, seed, variant,
+                                         main_run(seed))
+    for name in ("pix2pix", "pix2pix_l1"):
+      if name in FLAGS.baselines:
+        gan = name == "pix2pix"
+        d2r = train_unet(rt, f"{name}_d2r", "depth", "rgb", pairs.rgb_depth, seed, gan)
+        r2s = train_unet(rt, f"{name}_r2s", "rgb", "seg", pairs.rgb_seg, seed, gan)
+        cascade = lambda b: r2s(tf.cast(d2r(b["depth"]), tf.float32))
+        records.append(seg_record(f"{name}_cascade", "skip", seed, evaluate.batched(
+            cascade, test_inputs, FLAGS.batch_size), labels, test_bn="moving",
+                                  objective="baseline"))
+        if seed == seeds[0]:
+          outputs[f"{name} cascade"] = cascade(panel_inputs).numpy()
+    if "cyclegan" in FLAGS.baselines:
+      cyc = train_cyclegan(rt, pairs, seed)
+      records.append(seg_record("cyclegan", "skip", seed, evaluate.batched(
+          lambda b: cyc.d2s(b["depth"]), test_inputs, FLAGS.batch_size), labels,
+                                test_bn="moving", objective="baseline"))
+      if seed == seeds[0]:
+        outputs["CycleGAN"] = cyc.d2s(panel_inputs["depth"]).numpy()
+    if FLAGS.ablation:
+      for k, step in enumerate(ablation_steps()):
+        if k == 1:  # the same trained model as step 0, evaluated with batch statistics
+          continue
+        model = train_mixmatch(rt, pairs, FLAGS.main_side_info, seed, step,
+                               f"ablation{k}_{FLAGS.main_side_info}_seed{seed}")
+        for r in evaluate_mixmatch(model, FLAGS.main_side_info, seed, test_inputs, labels,
+                                   depth_m, step.name, full=False):
+          if k == 0:  # step 1 is step 0's model with batch statistics
+            r["objective"] = step.name if r["test_bn"] == "moving" else ablation_steps()[1].name
+          records.append(r)
+  main_model = main_models[seeds[0]]
+  outputs = {"M&M zero-pair": main_model.translate(panel_inputs["depth"], "depth",
+                                                   "seg").numpy(),
+             "M&M multi-modal": main_model.fuse({"rgb": panel_inputs["rgb"],
+                                                 "depth": panel_inputs["depth"]}, "seg").numpy(),
+             "M&M cascade": main_model.cascade(panel_inputs["depth"],
+                                               ("depth", "rgb", "seg")).numpy(), **outputs}
   writer = rt.writer("summary")
   figs = []
   results.save_figure(scene_panel(pairs.test, outputs, n),
@@ -305,7 +498,7 @@ def main(argv):
   figs.append("panel_depth_to_seg.png")
   recolour_scores = None
   if FLAGS.recolour:
-    recolour_scores, rmodel, items = run_recolouring(rt, writer)
+    recolour_scores, rmodel, items = run_recolouring(rt, seeds[0])
     acc = 100 * np.array(recolour_scores["accuracy"])
     results.save_figure(figures.heatmap(acc, colours.NAMES, colours.NAMES,
                                         "Colour-name accuracy %, source (rows) -> target"),
@@ -320,49 +513,108 @@ def main(argv):
                                             "every other colour"),
                         os.path.join(FLAGS.workdir, "recolour_samples.png"), writer)
     figs += ["recolour_accuracy.png", "recolour_samples.png"]
-    records.append({"method": "recolouring", "side_info": "none", "seed": FLAGS.seed,
+    records.append({"method": "recolouring", "side_info": "none", "seed": seeds[0],
                     "miou": None, "global_accuracy": None, "per_class_iou": None,
                     **{k: v for k, v in recolour_scores.items()
                        if not isinstance(v, list)}})
+  version = results.code_version()
+  records = [{**r, "code_version": version} for r in records]
   writer.flush()
   results.write_results(FLAGS.workdir, PROGRAM, runtime_flags.flag_values(), records, figs)
   results.write_report(FLAGS.workdir, "Mix-and-match networks", report_sections(
       records, recolour_scores, figs, len(pairs.rgb_seg["seed"]), len(pairs.rgb_depth["seed"]),
-      len(labels)))
+      len(labels), seeds))
   export_mixmatch(main_model, FLAGS.export_dir)
   logging.info("exported mix-and-match (%s) to %s", FLAGS.main_side_info, FLAGS.export_dir)
 
 
-def report_sections(records, recolour_scores, figs, n_rs, n_rd, n_test):
-  main = FLAGS.main_side_info
+def _select(records, **conditions):
+  return [r for r in records if all(r.get(k) == v for k, v in conditions.items())]
+
+
+def _cell(records, key, scale=100.0):
+  values = [r[key] for r in records if r.get(key) is not None]
+  return results.mean_std(values, scale) if values else "-"
+
+
+def report_sections(records, recolour_scores, figs, n_rs, n_rd, n_test, seeds):
+  main, bn = FLAGS.main_side_info, FLAGS.test_bn
+  other = "skip" if main != "skip" else "indices"
   rows = []
-  order = [("cyclegan", "skip"), ("pix2pix_cascade", "skip"), ("mm_cascade", main),
-           ("mm_cascade", "skip" if main != "skip" else "indices"), ("mm_zero_pair", main),
-           ("mm_multimodal", main), ("mm_rgb2seg", main)]
-  for method, side in order:
-    for r in records:
-      if r["method"] == method and r["side_info"] == side:
-        name = MODEL_NAMES[method] + (f" ({side})" if method.startswith("mm_") else "")
-        rows.append([name] + [100 * v if v is not None else "-" for v in r["per_class_iou"]] +
-                    [100 * r["miou"], 100 * r["global_accuracy"]])
-  quantitative = results.markdown_table(["method"] + list(scenes.CLASSES) + ["mIoU",
-                                                                             "global"], rows)
+  order = [("cyclegan", "skip", "moving", "baseline"),
+           ("pix2pix_cascade", "skip", "moving", "baseline"),
+           ("pix2pix_l1_cascade", "skip", "moving", "baseline"),
+           ("mm_cascade", main, bn, "flags"), ("mm_cascade", other, bn, "flags"),
+           ("mm_zero_pair", main, bn, "flags"), ("mm_multimodal", main, bn, "flags"),
+           ("mm_rgb2seg", main, bn, "flags")]
+  for method, side, test_bn, objective in order:
+    recs = _select(records, method=method, side_info=side, test_bn=test_bn, objective=objective)
+    if not recs:
+      continue
+    name = MODEL_NAMES[method] + (f" ({side})" if method.startswith("mm_") else "")
+    per_class = np.array([[np.nan if v is None else v for v in r["per_class_iou"]]
+                          for r in recs], np.float64)
+    cls = [f"{100 * np.nanmean(c):.1f}" if np.isfinite(c).any() else "-" for c in per_class.T]
+    rows.append([name, _cell(recs, "miou"), _cell(recs, "global_accuracy")] + cls)
+  quantitative = results.markdown_table(["method", "mIoU %", "global %"] + list(scenes.CLASSES),
+                                        rows)
   ablation = results.markdown_table(
-      ["side information", "zero-pair D→S mIoU %", "global %", "R→D RMSE m", "R→D δ<1.25 %",
-       "zero-pair S→D RMSE m"],
-      [[r["side_info"], 100 * r["miou"], 100 * r["global_accuracy"],
-        r["depth_paired_rgb2depth_rmse"], 100 * r["depth_paired_rgb2depth_delta1"],
-        r["depth_zero_pair_seg2depth_rmse"]]
-       for r in records if r["method"] == "mm_zero_pair"])
+      ["side information", "zero-pair D→S mIoU %", "global %", "M&M cascade mIoU %",
+       "R→D RMSE m", "R→D δ<1.25 %", "zero-pair S→D RMSE m"],
+      [[side, _cell(z, "miou"), _cell(z, "global_accuracy"),
+        _cell(_select(records, method="mm_cascade", side_info=side, test_bn=bn,
+                      objective="flags"), "miou"),
+        _cell(z, "depth_paired_rgb2depth_rmse", 1.0),
+        _cell(z, "depth_paired_rgb2depth_delta1"), _cell(z, "depth_zero_pair_seg2depth_rmse",
+                                                         1.0)]
+       for side in FLAGS.side_info
+       for z in [_select(records, method="mm_zero_pair", side_info=side, test_bn=bn,
+                         objective="flags")]])
+  bn_rows = []
+  for method in ("mm_zero_pair", "mm_cascade", "mm_multimodal", "mm_rgb2seg"):
+    for side in FLAGS.side_info:
+      cells = [_cell(_select(records, method=method, side_info=side, test_bn=m,
+                             objective="flags"), "miou") for m in ("batch", "moving")]
+      if cells != ["-", "-"]:
+        bn_rows.append([MODEL_NAMES[method], side] + cells)
+  test_bn_table = results.markdown_table(
+      ["method", "side information", "mIoU % batch statistics", "mIoU % moving averages"],
+      bn_rows)
+  pix = _select(records, method="pix2pix_cascade")
   sections = [
       ("Setup", f"Procedural scenes at {FLAGS.resolution}x{FLAGS.resolution}: {n_rs} "
                 f"(RGB, segmentation) training scenes and {n_rd} (RGB, depth) training scenes, "
                 f"disjoint; {n_test} held-out test scenes with all three modalities. Encoders "
-                f"with blocks {FLAGS.widths}, {FLAGS.steps} steps per model, baselines "
-                f"{FLAGS.baseline_steps} steps, batch {FLAGS.batch_size}, Adam {FLAGS.lr:g}. "
+                f"with blocks {FLAGS.widths} (latent {latent_size()}x{latent_size()}; the paper: "
+                f"256 px, 5 VGG blocks, an 8x8 latent, pretrained), {FLAGS.steps} steps per "
+                f"model, baselines {FLAGS.baseline_steps} steps, batch {FLAGS.batch_size}, Adam "
+                f"{FLAGS.lr:g} (0.5, 0.999); seeds {FLAGS.seeds} (mean ± std). Objective: "
+                f"RGB→seg ×{FLAGS.seg_weight:g}, RGB→depth ×{FLAGS.depth_weight:g}, "
+                f"autoencoders ×{FLAGS.auto_weight:g}, RGB outputs ×{FLAGS.rgb_weight:g} "
+                f"({FLAGS.rgb_loss} ×{FLAGS.rgb_recon_weight:g}"
+                f"{' + LSGAN' if FLAGS.rgb_adversarial else ''}), latent alignment "
+                f"×{FLAGS.latent_weight:g} at {FLAGS.latent_levels} levels"
+                f"{' + max-feature' if FLAGS.max_feature else ''}, latent noise "
+                f"|N(0, {FLAGS.latent_noise:g})|, RGB decoder side information: "
+                f"{FLAGS.rgb_side_info}; test-time batch norm in the main tables: {bn}. "
                 "Scores ignore void pixels; mIoU averages the classes present."),
       ("Depth → segmentation on held-out scenes (IoU %)", quantitative),
-      ("Side information (zero-pair depth → segmentation)", ablation)]
+      ("Side information (zero-pair depth → segmentation)", ablation),
+      ("Batch norm at test: the same trained models, both ways (mIoU %)", test_bn_table)]
+  if FLAGS.ablation:
+    steps = ablation_steps()
+    abl_rows = []
+    for k, step in enumerate(steps):
+      bn_k = step.test_bn
+      z = _select(records, method="mm_zero_pair", objective=step.name, test_bn=bn_k)
+      c = _select(records, method="mm_cascade", objective=step.name, test_bn=bn_k)
+      abl_rows.append([step.name, _cell(z, "miou"), _cell(z, "global_accuracy"),
+                       _cell(c, "miou")])
+    sections.append((f"From the project's earlier objective to the reference's, one change at a "
+                     f"time ({main}; mIoU %)", results.markdown_table(
+                         ["step", "zero-pair D→S mIoU", "global", "M&M cascade mIoU"],
+                         abl_rows) + (f"\n\nFor comparison, the pix2pix cascade: "
+                                      f"{_cell(pix, 'miou')} mIoU." if pix else "")))
   if recolour_scores is not None:
     s = recolour_scores
     sections.append(("Many-to-many recolouring", results.markdown_table(
@@ -374,7 +626,8 @@ def report_sections(records, recolour_scores, figs, n_rs, n_rd, n_test):
           s["ssim_input_zero_pair"], s["ssim_target_zero_pair"]]]) +
         f"\n\nColour names by a classifier trained on the 11 real colour domains (test accuracy "
         f"{s['colour_classifier_test_accuracy']:.4f}). Anchor colour: "
-        f"{FLAGS.recolour_anchor}.\n\n" + results.markdown_table(
+        f"{FLAGS.recolour_anchor}; seed {seeds[0]}, {FLAGS.recolour_steps} steps.\n\n" +
+        results.markdown_table(
             ["approach", "networks for all 11 colours"],
             [["mix-and-match", "11 encoders + 11 decoders = 22"],
              ["CycleGAN per colour pair", "55 pairs x 2 generators = 110"]])))

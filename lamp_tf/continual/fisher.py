@@ -28,6 +28,7 @@ LINEAR = (keras.layers.Dense, keras.layers.Conv2D, RotatedDense, RotatedConv2D)
 
 def masked_log_probs(logits, class_mask=None):
   """log softmax over the classes where `class_mask` is True (others get -inf)."""
+  logits = tf.cast(logits, tf.float32)
   if class_mask is not None:
     logits = tf.where(tf.constant(class_mask)[None], logits, -np.inf)
   return tf.nn.log_softmax(logits)
@@ -82,7 +83,9 @@ def patches(layer, x):
 
 
 def _per_example(layer, a, g):
-  """{id(variable): per-example gradients [B, *shape]} of a linear layer's kernel and bias."""
+  """{id(variable): per-example gradients [B, *shape]} of a linear layer's kernel and bias
+  (in float32, also when the layer computes in bfloat16 or float16)."""
+  a, g = tf.cast(a, tf.float32), tf.cast(g, tf.float32)
   b = tf.shape(g)[0]
   bias = tf.reduce_sum(tf.reshape(g, [b, -1, g.shape[-1]]), axis=1)
   if isinstance(layer, (RotatedDense, RotatedConv2D)):

@@ -64,7 +64,7 @@ from lamp_tf.data import pipeline
 from lamp_tf.gan import losses, train, transfer
 from lamp_tf.metrics import features as features_lib
 from lamp_tf.nets import gan as gan_nets
-from lamp_tf.runtime import files, loop, strategy as strategy_lib
+from lamp_tf.runtime import files, loop, precision, strategy as strategy_lib
 from lamp_tf.runtime.strategy import replica_share
 
 METHODS = ("jt", "sft", "ewc", "dgr", "jtr", "ra")
@@ -304,15 +304,15 @@ def build(rt, cfg, gan_config, image_shape, num_classes, num_tasks):
   with rt.strategy.scope():
     generator, critic = gan_nets.make_gan(**gan_config)
     prev = gan_nets.make_gan(**gan_config)[0]
-    g_opt = keras.optimizers.Adam(cfg.lr, beta_1=0.0, beta_2=0.9)
-    d_opt = keras.optimizers.Adam(cfg.lr, beta_1=0.0, beta_2=0.9)
+    g_opt = precision.optimizer(keras.optimizers.Adam(cfg.lr, beta_1=0.0, beta_2=0.9))
+    d_opt = precision.optimizer(keras.optimizers.Adam(cfg.lr, beta_1=0.0, beta_2=0.9))
   strategy_lib.build_optimizer(rt.strategy, g_opt, generator.trainable_variables)
   strategy_lib.build_optimizer(rt.strategy, d_opt, critic.trainable_variables)
   nets = Networks(generator, critic, prev, g_opt, d_opt)
   if cfg.method == "dgr":
     nets.solver = features_lib.classifier_model(image_shape, num_classes)
     nets.prev_solver = features_lib.classifier_model(image_shape, num_classes)
-    nets.s_opt = keras.optimizers.Adam(1e-3)
+    nets.s_opt = precision.optimizer(keras.optimizers.Adam(1e-3))
     nets.s_opt.build(nets.solver.trainable_variables)
   if cfg.method == "ewc":
     nets.penalty = ewc_lib.EWCPenalty(generator, "accumulate", max_terms=max(1, num_tasks - 1))
@@ -336,8 +336,7 @@ def _train_solver(nets, cfg, images, labels, old_classes, seed, z_dim):
     with tf.GradientTape() as tape:
       logits, _ = solver(x, training=True)
       loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
-    nets.s_opt.apply_gradients(zip(tape.gradient(loss, solver.trainable_variables),
-                                   solver.trainable_variables))
+    precision.minimize(tape, loss, solver.trainable_variables, nets.s_opt)
     return loss
 
   batches = iter(pipeline.distribute_batches(tf.distribute.get_strategy(), (images, labels),

@@ -35,7 +35,7 @@ from lamp_tf.continual import ewc, fisher as fisher_lib, rotation
 from lamp_tf.data import pipeline, tasks as tasks_lib
 from lamp_tf.metrics import continual as continual_metrics
 from lamp_tf.nets import classifiers
-from lamp_tf.runtime import files, loop, strategy as strategy_lib
+from lamp_tf.runtime import files, loop, precision, strategy as strategy_lib
 
 METHODS = ("ft", "ewc", "rewc")
 LOSSES = ("sigmoid", "softmax")
@@ -115,7 +115,7 @@ def build_model(cfg, data, strategy):
     if cfg.method == "rewc":
       model = rotation.rotated_copy(model, rotation.layers_to_rotate(model, cfg.rotate),
                                     cfg.conv_factor)
-    optimizer = keras.optimizers.Adam(cfg.lr)
+    optimizer = precision.optimizer(keras.optimizers.Adam(cfg.lr))
   strategy_lib.build_optimizer(strategy, optimizer, model.trainable_variables)
   return model, optimizer
 
@@ -175,7 +175,7 @@ def fisher_energy(model, images, labels, mask, seed):
 def task_loss(logits, labels, classes, kind):
   """Per-example loss over the logits of `classes` only (sigmoid: mean over those classes)."""
   classes = tf.constant(classes, tf.int64)
-  z = tf.gather(logits, classes, axis=1)
+  z = tf.gather(tf.cast(logits, tf.float32), classes, axis=1)
   if kind == "sigmoid":
     targets = tf.cast(tf.equal(labels[:, None], classes[None]), z.dtype)
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(targets, z), axis=1)
@@ -193,8 +193,7 @@ def _replica_step(model, optimizer, penalty, lam, classes, loss_kind, global_bat
       ce = tf.reduce_sum(task_loss(model(x, training=True), y, classes, loss_kind)) / global_batch
       reg = lam * penalty() if penalty is not None else tf.constant(0.0)
       loss = ce + reg / num_replicas
-    grads = tape.gradient(loss, model.trainable_variables)
-    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    precision.minimize(tape, loss, model.trainable_variables, optimizer)
     return {"loss": ce + reg / num_replicas, "ce": ce, "penalty": reg / num_replicas}
 
   return step

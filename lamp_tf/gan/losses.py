@@ -20,7 +20,7 @@ def gradient_penalty(critic, real, fake, alpha, epsilon=1e-10):
   with tf.GradientTape() as tape:
     tape.watch(x_hat)
     value, _ = critic(x_hat, training=True)
-  grads = tape.gradient(value, x_hat)
+  grads = tf.cast(tape.gradient(value, x_hat), tf.float32)  # float32 under mixed precision
   norm = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=list(range(1, len(real.shape)))) + epsilon)
   return tf.square(norm - 1.0)
 
@@ -29,4 +29,4 @@ def classification(logits, labels):
   """Per-example AC-GAN cross-entropy (zeros when the critic has no classifier head)."""
   if logits is None:
     return tf.zeros_like(tf.cast(labels, tf.float32))
-  return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+  return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.cast(logits, tf.float32))

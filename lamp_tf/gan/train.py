@@ -23,6 +23,7 @@ import dataclasses
 import tensorflow as tf
 
 from lamp_tf.gan import losses
+from lamp_tf.runtime import precision
 from lamp_tf.runtime.strategy import replica_share
 
 
@@ -63,8 +64,7 @@ def make_replica_step(generator, critic, g_opt, d_opt, cfg, ema=None, replay=Non
       loss /= total
       extra = critic_extra(_fold(seed, 2)) if critic_extra else {}
       total_loss = loss + tf.add_n(list(extra.values())) if extra else loss
-    grads = tape.gradient(total_loss, critic.trainable_variables)
-    d_opt.apply_gradients(zip(grads, critic.trainable_variables))
+    precision.minimize(tape, total_loss, critic.trainable_variables, d_opt)
     return {"d_loss": loss, "wasserstein": tf.reduce_sum(real_value - fake_value) / total,
             "gp": tf.reduce_sum(gp) / total, "ac_real": tf.reduce_sum(ac) / total,
             **{f"d_{k}": v for k, v in extra.items()}}
@@ -80,8 +80,7 @@ def make_replica_step(generator, critic, g_opt, d_opt, cfg, ema=None, replay=Non
       loss = tf.reduce_sum(per_example) / total
       extra = generator_extra(_fold(seed, 7)) if generator_extra else {}
       total_loss = loss + tf.add_n(list(extra.values())) if extra else loss
-    grads = tape.gradient(total_loss, generator.trainable_variables)
-    g_opt.apply_gradients(zip(grads, generator.trainable_variables))
+    precision.minimize(tape, total_loss, generator.trainable_variables, g_opt)
     if ema is not None:
       ema.update()
     return {"g_loss": loss, **{f"g_{k}": v for k, v in extra.items()}}

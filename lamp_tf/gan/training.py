@@ -15,7 +15,7 @@ import keras
 from lamp_tf.data import pipeline
 from lamp_tf.gan import train, transfer
 from lamp_tf.nets import gan as gan_nets
-from lamp_tf.runtime import files, loop, strategy as strategy_lib
+from lamp_tf.runtime import files, loop, precision, strategy as strategy_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +54,8 @@ def train_gan(rt, run_dir, gan_config, images, labels, cfg, *, init=None, evalua
   with strategy.scope():
     generator, critic = gan_nets.make_gan(**gan_config)
     shadow = gan_nets.make_gan(**gan_config)[0] if cfg.ema_decay else None
-    g_opt = keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2)
-    d_opt = keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2)
+    g_opt = precision.optimizer(keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2))
+    d_opt = precision.optimizer(keras.optimizers.Adam(cfg.lr, beta_1=cfg.beta1, beta_2=cfg.beta2))
   frozen = transfer.freeze_critic_layers(critic, freeze_critic) if freeze_critic else []
   strategy_lib.build_optimizer(strategy, g_opt, generator.trainable_variables)
   strategy_lib.build_optimizer(strategy, d_opt, critic.trainable_variables)

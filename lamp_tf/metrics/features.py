@@ -4,12 +4,13 @@
 the GAN's resolution and value range [-1, 1]); its penultimate layer gives the features of
 "FID (classifier features)", its predictions the accuracy of generated samples. Its test
 accuracy is reported beside every score it produces. Trained once per (data set, resolution,
-channels, seed) and cached in `cache_dir`.
+channels, seed) and cached in `cache_dir` under a key of its training data and settings.
 
 `InceptionFeatures`: Inception-v3 pool features, from a weights file the user gives (nothing is
 downloaded).
 """
 
+import hashlib
 import os
 
 import keras
@@ -18,7 +19,7 @@ import tensorflow as tf
 from absl import logging
 
 from lamp_tf.data import pipeline
-from lamp_tf.runtime import files
+from lamp_tf.runtime import files, precision
 
 
 def classifier_model(image_shape, num_classes, width=16):
@@ -31,8 +32,8 @@ def classifier_model(image_shape, num_classes, width=16):
     h = L.Conv2D(w, 3, padding="same", activation="relu", name=f"conv{i + 1}b")(h)
     h = L.MaxPooling2D(2)(h)
   h = L.GlobalAveragePooling2D()(h)
-  features = L.Dense(128, activation="relu", name="features")(h)
-  logits = L.Dense(num_classes, name="logits")(L.Dropout(0.3)(features))
+  features = L.Dense(128, activation="relu", name="features", dtype="float32")(h)
+  logits = L.Dense(num_classes, name="logits", dtype="float32")(L.Dropout(0.3)(features))
   return keras.Model(x, [logits, features], name="domain_classifier")
 
 
@@ -41,17 +42,36 @@ class DomainClassifier:
 
   def __init__(self, model, test_accuracy):
     self.model, self.test_accuracy = model, test_accuracy
-    self._fn = tf.function(lambda x: self.model(x, training=False))
+    # One trace for every batch size (no retracing for the last, smaller batch).
+    self._fn = tf.function(lambda x: self.model(x, training=False), input_signature=[
+        tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)])
+
+  @staticmethod
+  def cache_key(train_x, train_y, num_classes, steps, batch_size, seed):
+    """What the classifier depends on: the training images and labels (their bytes, so another
+    data set, class subset, resolution or channel count with the same shapes does not match),
+    the number of classes, steps, batch size and seed."""
+    digest = hashlib.sha1()
+    for array in (np.ascontiguousarray(train_x, np.float32),
+                  np.ascontiguousarray(train_y, np.int64)):
+      digest.update(str(array.shape).encode())
+      digest.update(array.tobytes())
+    digest.update(f"{num_classes}/{steps}/{batch_size}/{seed}".encode())
+    return digest.hexdigest()[:16]
 
   @classmethod
   def train_or_load(cls, cache_dir, train_x, train_y, test_x, test_y, num_classes, *, steps=2000,
                     batch_size=64, seed=0):
-    """Loads the cached classifier from `cache_dir`, or trains and caches it."""
+    """Loads the classifier cached in `cache_dir/<key>` (see `cache_key`), or trains and caches
+    it: reused across programs and reruns that share `cache_dir` and the same inputs."""
+    key = cls.cache_key(train_x, train_y, num_classes, steps, batch_size, seed)
+    cache_dir = os.path.join(cache_dir, key)
     weights = os.path.join(cache_dir, "classifier.weights.h5")
     info_path = os.path.join(cache_dir, "classifier.json")
     if os.path.exists(weights) and os.path.exists(info_path):
       model = classifier_model(train_x.shape[1:], num_classes)
       model.load_weights(weights)
+      logging.info("domain classifier %s reused from %s", key, cache_dir)
       return cls(model, files.read_json(info_path)["test_accuracy"])
     clf = cls.train(train_x, train_y, test_x, test_y, num_classes, steps=steps,
                     batch_size=batch_size, seed=seed)
@@ -60,7 +80,8 @@ class DomainClassifier:
     clf.model.save_weights(tmp)
     os.replace(tmp, weights)
     files.write_json(info_path, {"test_accuracy": clf.test_accuracy, "steps": steps,
-                                 "train_images": len(train_x), "seed": seed})
+                                 "train_images": len(train_x), "seed": seed, "key": key,
+                                 "num_classes": num_classes, "batch_size": batch_size})
     logging.info("domain classifier test accuracy: %.4f", clf.test_accuracy)
     return clf
 
@@ -70,15 +91,14 @@ class DomainClassifier:
     """Trains a classifier (images in [-1, 1]); test accuracy with argmax over `test_mask`."""
     model = classifier_model(train_x.shape[1:], num_classes)
     keras.utils.set_random_seed(seed)
-    opt = keras.optimizers.Adam(1e-3)
+    opt = precision.optimizer(keras.optimizers.Adam(1e-3))
 
     @tf.function
     def step(x, y):
       with tf.GradientTape() as tape:
         logits, _ = model(x, training=True)
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
-      opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
-                              model.trainable_variables))
+      precision.minimize(tape, loss, model.trainable_variables, opt)
       return loss
 
     batches = iter(pipeline.distribute_batches(tf.distribute.get_strategy(), (train_x, train_y),
@@ -92,7 +112,8 @@ class DomainClassifier:
     return clf
 
   def _batched(self, x, index):
-    out = [self._fn(tf.constant(x[i:i + 500]))[index].numpy() for i in range(0, len(x), 500)]
+    out = [self._fn(tf.constant(x[i:i + 500], tf.float32))[index].numpy()
+           for i in range(0, len(x), 500)]
     return np.concatenate(out)
 
   def logits(self, x):

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from lamp_tf.gan import losses
 from lamp_tf.nets import gan as gan_nets
+from lamp_tf.runtime import precision
 
 
 def independent_wasserstein(real, fake, *, steps=500, batch_size=64, gp_weight=10.0, lr=1e-4,
@@ -28,7 +29,7 @@ def independent_wasserstein(real, fake, *, steps=500, batch_size=64, gp_weight=1
   keras.utils.set_random_seed(seed)
   critic = gan_nets.DCGANCritic(None, width, name="iw_critic")
   critic.build_for_inputs(real.shape[1:])
-  opt = keras.optimizers.Adam(lr, beta_1=0.0, beta_2=0.9)
+  opt = precision.optimizer(keras.optimizers.Adam(lr, beta_1=0.0, beta_2=0.9))
 
   @tf.function
   def step(xr, xf, alpha):
@@ -36,8 +37,7 @@ def independent_wasserstein(real, fake, *, steps=500, batch_size=64, gp_weight=1
       dr, _ = critic(xr, training=True)
       df, _ = critic(xf, training=True)
       loss = tf.reduce_mean(df - dr + gp_weight * losses.gradient_penalty(critic, xr, xf, alpha))
-    opt.apply_gradients(zip(tape.gradient(loss, critic.trainable_variables),
-                            critic.trainable_variables))
+    precision.minimize(tape, loss, critic.trainable_variables, opt)
 
   b = min(batch_size, len(r_train), len(f_train))
   for _ in range(steps):

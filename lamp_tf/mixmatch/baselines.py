@@ -1,9 +1,11 @@
 """Baselines trained on the same data as mix-and-match.
 
-- `Pix2PixCascade`: two paired translators with skip connections (U-Nets: an encoder and a
+- pix2pix cascade: two paired translators with skip connections (U-Nets: an encoder and a
   decoder with side_info='skip'), depth -> RGB trained on the (RGB, depth) pairs and RGB ->
-  segmentation on the (RGB, segmentation) pairs, chained at test time. pix2pix-style: the
-  U-Net and the paired L1 / cross-entropy losses; the PatchGAN term of pix2pix is left out.
+  segmentation on the (RGB, segmentation) pairs, chained at test time. With a discriminator
+  (`paired_step(disc=...)`) it is pix2pix (Isola et al. 2017): a conditional PatchGAN on
+  (input, output) with the non-saturating GAN loss plus 100 x the reconstruction (L1 for RGB,
+  cross-entropy for segmentation); without, the reconstruction alone.
 - `CycleGAN`: unpaired depth <-> segmentation translators (U-Nets) with PatchGAN
   discriminators, LSGAN losses and cycle consistency (weight 10), trained on the depth maps of
   the (RGB, depth) scenes and the segmentations of the (RGB, segmentation) scenes, which are
@@ -17,6 +19,7 @@ from lamp_tf.data import rgbd
 from lamp_tf.mixmatch import losses
 from lamp_tf.nets import segnet
 from lamp_tf.nets.common import attach
+from lamp_tf.runtime import precision
 
 L = keras.layers
 
@@ -46,19 +49,37 @@ class UNet:
     return {f"{prefix}_enc": self.encoder, f"{prefix}_dec": self.decoder}
 
 
-def paired_step(unet, optimizer, global_batch):
-  """Replica step: one paired batch, L1 (RGB, depth) or cross-entropy (segmentation)."""
+def paired_step(unet, optimizer, global_batch, disc=None, d_opt=None, recon_weight=100.0):
+  """Replica step on one paired batch: the reconstruction (L1 for RGB and depth, cross-entropy
+  for segmentation), and with `disc` pix2pix's conditional GAN (see the module docstring)."""
+  bce = lambda logits, label: tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+      tf.fill(tf.shape(logits), label), logits), axis=[1, 2, 3])
 
   def step(batches, seed):
     del seed
     (batch,) = batches
+    x = batch[unet.src]
+    tgt = batch["seg_labels"] if unet.dst == "seg" else batch[unet.dst]
+    real = batch[unet.dst]  # one-hot for segmentation
+    as_image = lambda y: tf.nn.softmax(y) if unet.dst == "seg" else y
+    out = {}
     with tf.GradientTape() as tape:
-      pred = unet(batch[unet.src], training=True)
-      tgt = batch["seg_labels"] if unet.dst == "seg" else batch[unet.dst]
-      loss = tf.reduce_sum(losses.reconstruction(unet.dst, pred, tgt)) / global_batch
+      pred = unet(x, training=True)
+      recon = tf.reduce_sum(losses.reconstruction(unet.dst, pred, tgt)) / global_batch
+      loss = recon
+      if disc is not None:
+        with tf.GradientTape() as d_tape:
+          fake = tf.stop_gradient(as_image(pred))
+          d_loss = tf.reduce_sum(bce(disc(tf.concat([x, real], -1)), 1.0) +
+                                 bce(disc(tf.concat([x, fake], -1)), 0.0)) * 0.5 / global_batch
+        d_vars = disc.trainable_variables
+        precision.minimize(d_tape, d_loss, d_vars, d_opt)
+        gan = tf.reduce_sum(bce(disc(tf.concat([x, as_image(pred)], -1)), 1.0)) / global_batch
+        loss = gan + recon_weight * recon
+        out = {"d_loss": d_loss, "gan": gan}
     variables = unet.trainable_variables
-    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-    return {"loss": loss}
+    precision.minimize(tape, loss, variables, optimizer)
+    return {"loss": loss, "recon": recon, **out}
 
   return step
 
@@ -70,7 +91,7 @@ class PatchDiscriminator(keras.Model):
     super().__init__(**kwargs)
     self._convs = attach(self, "conv", [L.Conv2D(width * 2 ** i, 4, 2, padding="same")
                                         for i in range(3)])
-    self.out = L.Conv2D(1, 3, padding="same", name="out")
+    self.out = L.Conv2D(1, 3, padding="same", name="out", dtype="float32")
 
   def call(self, x):
     for name in self._convs:
@@ -126,7 +147,7 @@ class CycleGAN:
         cyc_seg = losses.segmentation(self.d2s(fake_depth, training=True), labels)
         g_loss = tf.reduce_sum(adv + self.cycle_weight * (cyc_depth + cyc_seg)) / global_batch
       variables = self.generator_variables
-      g_opt.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+      precision.minimize(tape, g_loss, variables, g_opt)
       with tf.GradientTape() as tape:
         d_loss = (per_example_mse(self.disc_seg(seg), 1.0) +
                   per_example_mse(self.disc_seg(tf.stop_gradient(fake_seg)), 0.0) +
@@ -134,7 +155,7 @@ class CycleGAN:
                   per_example_mse(self.disc_depth(tf.stop_gradient(fake_depth)), 0.0))
         d_loss = 0.5 * tf.reduce_sum(d_loss) / global_batch
       variables = self.discriminator_variables
-      d_opt.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
+      precision.minimize(tape, d_loss, variables, d_opt)
       return {"g_loss": g_loss, "d_loss": d_loss,
               "cycle": tf.reduce_sum(cyc_depth + cyc_seg) / global_batch}
 

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from lamp_tf.data import colours
 from lamp_tf.nets.common import attach
+from lamp_tf.runtime import precision
 
 L = keras.layers
 
@@ -51,9 +52,10 @@ class DomainConv(L.Layer):
 
 
 def _norm(x):
-  """Instance normalisation without parameters."""
-  mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
-  return (x - mean) * tf.math.rsqrt(var + 1e-5)
+  """Instance normalisation without parameters (moments in float32)."""
+  h = tf.cast(x, tf.float32)
+  mean, var = tf.nn.moments(h, axes=[1, 2], keepdims=True)
+  return tf.cast((h - mean) * tf.math.rsqrt(var + 1e-5), x.dtype)
 
 
 class DomainEncoders(keras.Model):
@@ -88,7 +90,7 @@ class DomainDecoders(keras.Model):
       x = getattr(self, name)(x, domain=domain)
       if i < len(self._convs) - 1:
         x = tf.nn.relu(_norm(x))
-    return tf.tanh(x)
+    return tf.cast(tf.tanh(x), tf.float32)
 
 
 class MultiHeadPatchCritic(keras.Model):
@@ -98,7 +100,7 @@ class MultiHeadPatchCritic(keras.Model):
     super().__init__(**kwargs)
     self._convs = attach(self, "conv", [L.Conv2D(width, 4, 2, padding="same"),
                                         L.Conv2D(width * 2, 4, 2, padding="same")])
-    self.heads = L.Conv2D(domains, 3, padding="same", name="heads")
+    self.heads = L.Conv2D(domains, 3, padding="same", name="heads", dtype="float32")
 
   def call(self, x, domain):
     for name in self._convs:
@@ -153,12 +155,12 @@ class Recolouring:
         adv = mse(critic(fake_b, b), 1.0) + mse(critic(fake_a, a), 1.0)
         g_loss = adv + self.rec_weight * rec + self.cycle_weight * cyc + self.latent_weight * lat
       variables = self.generator_variables
-      g_opt.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+      precision.minimize(tape, g_loss, variables, g_opt)
       with tf.GradientTape() as tape:
         d_loss = 0.5 * (mse(critic(xb, b), 1.0) + mse(critic(fake_b, b), 0.0) +
                         mse(critic(xa, a), 1.0) + mse(critic(fake_a, a), 0.0))
       variables = self.critic.trainable_variables
-      d_opt.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
+      precision.minimize(tape, d_loss, variables, d_opt)
       return {"g_loss": g_loss, "d_loss": d_loss, "rec": rec, "cycle": cyc, "latent": lat}
 
     return step

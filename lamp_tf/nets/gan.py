@@ -149,7 +149,8 @@ class DCGANGenerator(Generator):
     self.bn1 = ConditionalBatchNorm(self.bn_classes, name="bn1")
     self.deconv2 = L.Conv2DTranspose(width // 4, 5, 2, padding="same", name="deconv2")
     self.bn2 = ConditionalBatchNorm(self.bn_classes, name="bn2")
-    self.out = L.Conv2DTranspose(channels, 5, 2, padding="same", name="deconv3")
+    # Output layers compute in float32 under mixed precision (images, critic values, logits).
+    self.out = L.Conv2DTranspose(channels, 5, 2, padding="same", name="deconv3", dtype="float32")
 
   def call(self, z, labels, training=False, moments=None):
     bn = dict(training=training, moments=moments)
@@ -195,7 +196,7 @@ class ResNetGenerator(Generator):
                                                       name=f"block{i + 1}")
                                            for i, m in enumerate(mult)])
     self.bn = ConditionalBatchNorm(self.bn_classes, name="bn_out")
-    self.out = L.Conv2D(channels, 3, padding="same", name="conv_out")
+    self.out = L.Conv2D(channels, 3, padding="same", name="conv_out", dtype="float32")
 
   def call(self, z, labels, training=False, moments=None):
     bn = dict(training=training, moments=moments)
@@ -213,8 +214,9 @@ class Critic(keras.Model):
     super().__init__(**kwargs)
     self.num_classes = num_classes
     self.flatten = L.Flatten()
-    self.value = L.Dense(1, name="critic_head")
-    self.classify = L.Dense(num_classes, name="class_head") if num_classes else None
+    self.value = L.Dense(1, name="critic_head", dtype="float32")
+    self.classify = (L.Dense(num_classes, name="class_head", dtype="float32") if num_classes
+                     else None)
     self._trunk = ()
 
   @property

@@ -10,7 +10,9 @@ whichever encoder fed it (`side_info`):
 - 'skip': nearest-neighbour upsampling, then concatenate the encoder's feature map (U-Net);
 - 'none': nearest-neighbour upsampling only.
 Heads: 'seg' class logits, 'depth' one channel, 'rgb' three channels in [-1, 1] (tanh).
-Batch norm is synchronized so MirroredStrategy replicas share statistics.
+Batch norm is synchronized so MirroredStrategy replicas share statistics. Outside training,
+`bn_stats='batch'` normalises with the batch's own moments (the reference's `batch_norm`
+never sets is_training, so it does at test too) instead of the moving averages.
 """
 
 import keras
@@ -32,10 +34,23 @@ class ConvBlock(L.Layer):
     self._norms = attach(self, "bn", [L.BatchNormalization(synchronized=True)
                                       for _ in range(convs)])
 
-  def call(self, x, training=False):
+  def call(self, x, training=False, bn_stats=None):
     for conv, bn in zip(self._convs, self._norms):
-      x = tf.nn.relu(getattr(self, bn)(getattr(self, conv)(x), training=training))
+      x = tf.nn.relu(batch_norm(getattr(self, bn), getattr(self, conv)(x), training, bn_stats))
     return x
+
+
+def batch_norm(layer, x, training=False, bn_stats=None):
+  """A Keras BatchNormalization layer applied in training mode, with moving averages, or
+  (`bn_stats='batch'`, not training) with the batch's own moments and no update."""
+  if training or bn_stats is None:
+    return layer(x, training=training)
+  if bn_stats != "batch":
+    raise ValueError(f"bn_stats must be None or 'batch', not {bn_stats!r}.")
+  h = tf.cast(x, tf.float32)
+  mean, var = tf.nn.moments(h, axes=list(range(len(x.shape) - 1)))
+  return tf.cast(tf.nn.batch_normalization(h, mean, var, layer.beta, layer.gamma,
+                                           layer.epsilon), x.dtype)
 
 
 def unpool(x, indices, shape):
@@ -57,12 +72,15 @@ class Encoder(keras.Model):
     self._blocks = attach(self, "block", [ConvBlock(w, name=f"block{i + 1}")
                                           for i, w in enumerate(widths)])
 
-  def call(self, x, training=False):
+  def call(self, x, training=False, bn_stats=None):
+    """(latent, side): side[i] holds block i's pooling indices, pre-pool features, their shape
+    and the pooled output ('pooled', the levels the latent alignment compares)."""
     side = []
     for name in self._blocks:
-      x = getattr(self, name)(x, training=training)
+      x = getattr(self, name)(x, training=training, bn_stats=bn_stats)
       pooled, idx = tf.nn.max_pool_with_argmax(x, 2, 2, "VALID", include_batch_in_index=True)
-      side.append({"indices": idx, "features": x, "shape": tf.shape(x, out_type=tf.int64)})
+      side.append({"indices": idx, "features": x, "shape": tf.shape(x, out_type=tf.int64),
+                   "pooled": pooled})
       x = pooled
     return x, side
 
@@ -80,9 +98,9 @@ class Decoder(keras.Model):
     outs = list(reversed(widths))[1:] + [widths[0]]
     self._blocks = attach(self, "block", [ConvBlock(w, name=f"block{i + 1}")
                                           for i, w in enumerate(outs)])
-    self.out = L.Conv2D(out_channels, 3, padding="same", name="out")
+    self.out = L.Conv2D(out_channels, 3, padding="same", name="out", dtype="float32")
 
-  def call(self, latent, side, training=False):
+  def call(self, latent, side, training=False, bn_stats=None):
     x = latent
     for name, info in zip(self._blocks, reversed(side)):
       if self.side_info == "indices":
@@ -91,6 +109,6 @@ class Decoder(keras.Model):
         x = upsample(x)
         if self.side_info == "skip":
           x = tf.concat([x, info["features"]], axis=-1)
-      x = getattr(self, name)(x, training=training)
+      x = getattr(self, name)(x, training=training, bn_stats=bn_stats)
     x = self.out(x)
     return tf.tanh(x) if self.head == "rgb" else x

@@ -8,7 +8,7 @@ import os
 
 from absl import app, flags
 
-from lamp_tf.runtime import seeds, strategy as strategy_lib
+from lamp_tf.runtime import precision, seeds, strategy as strategy_lib
 from lamp_tf.runtime.loop import TrainState
 from lamp_tf.runtime.summary import MetricWriter
 
@@ -30,8 +30,15 @@ def define_runtime_flags(program):
   flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into this many logical devices.",
                        lower_bound=1, upper_bound=64)
   flags.DEFINE_bool("deterministic", False, "Deterministic TF ops (slower; exact resumes).")
+  flags.DEFINE_enum("precision", "float32", list(precision.PRECISIONS),
+                    "Numeric precision: float32, mixed_bfloat16 (CPUs with AVX-512 BF16, GPUs, "
+                    "TPUs) or mixed_float16 (GPUs, with loss scaling); variables, losses and "
+                    "metrics stay float32.")
   flags.DEFINE_integer("checkpoint_every", 500, "Checkpoint period in steps.", lower_bound=1)
   flags.DEFINE_integer("summary_every", 50, "TensorBoard scalar period in steps.", lower_bound=1)
+  flags.DEFINE_integer("steps_per_call", 1, "Training steps per compiled call (fewer Python "
+                       "round-trips; summaries and checkpoints stay at their steps).",
+                       lower_bound=1, upper_bound=10000)
   flags.DEFINE_float("log_every_secs", 10.0, "Progress line period in seconds.", lower_bound=0.0)
   flags.DEFINE_string("data_dir", None, "TFDS data directory (default: TFDS's own).")
   flags.DEFINE_bool("download", False,
@@ -47,8 +54,10 @@ class Runtime:
   export_dir: str
   export_only: bool = False
   deterministic: bool = False
+  precision: str = "float32"
   checkpoint_every: int = 500
   summary_every: int = 50
+  steps_per_call: int = 1
   log_every_secs: float = 10.0
   data_dir: str = None
   download: bool = False
@@ -72,15 +81,18 @@ class Runtime:
 
   def loop_kwargs(self):
     return dict(checkpoint_every=self.checkpoint_every, summary_every=self.summary_every,
-                log_every_secs=self.log_every_secs)
+                log_every_secs=self.log_every_secs, steps_per_call=self.steps_per_call)
 
 
 def runtime_from_flags():
-  """Builds the strategy and the Runtime from the parsed flags."""
+  """Builds the strategy and the Runtime from the parsed flags; sets the dtype policy."""
+  precision.set_precision(FLAGS.precision)
   strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.cpu_devices)
   return Runtime(strategy=strategy, workdir=FLAGS.workdir, export_dir=FLAGS.export_dir,
                  export_only=FLAGS.export_only, deterministic=FLAGS.deterministic,
+                 precision=FLAGS.precision,
                  checkpoint_every=FLAGS.checkpoint_every, summary_every=FLAGS.summary_every,
+                 steps_per_call=FLAGS.steps_per_call,
                  log_every_secs=FLAGS.log_every_secs, data_dir=FLAGS.data_dir,
                  download=FLAGS.download)
 

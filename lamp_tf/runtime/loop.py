@@ -111,6 +111,9 @@ class Progress:
     elapsed = time.monotonic() - self._t0
     return (step - self._s0) / elapsed if elapsed > 0 else 0.0
 
+  def due(self):
+    return time.monotonic() - self._last >= self.every_secs
+
   def update(self, step, values, force=False):
     now = time.monotonic()
     if not force and now - self._last < self.every_secs:
@@ -131,8 +134,53 @@ def _duration(seconds):
   return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
+def _all_finite(out):
+  return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32)))
+                                 for v in out.values()]))
+
+
+def traceable(batches):
+  """True when `batches` can be drawn from inside a compiled function (tf.data and distributed
+  iterators, or an object that says so with `traceable = True`)."""
+  return getattr(batches, "traceable", False) or isinstance(
+      batches, (tf.data.Iterator, tf.distribute.DistributedIterator))
+
+
+def _first_bad(first, ok, index):
+  """The 1-based index of the first non-finite step so far (0: none)."""
+  return tf.where(tf.logical_and(tf.equal(first, 0), tf.logical_not(ok)), index, first)
+
+
+def _multi_step(state, step_fn, batches, replicas):
+  """A compiled call running n >= 1 steps: (values of the last step, the 1-based index of its
+  first step with a non-finite value, or 0)."""
+
+  def one(first, index):
+    out = step_fn(next(batches), state.rng.make_seeds(1)[:, 0])
+    return out, _first_bad(first, _all_finite(out), index)
+
+  @tf.function
+  def run(n):  # one replica: a graph loop over a tensor n (traced once)
+    out, first = one(tf.constant(0), tf.constant(1))
+    for i in tf.range(2, n + 1):
+      out, first = one(first, i)
+    return out, first
+
+  @tf.function
+  def run_unrolled(n):  # several replicas cannot synchronise inside a graph loop: unrolled
+    out, first = one(tf.constant(0), tf.constant(1))
+    for i in range(2, n + 1):
+      out, first = one(first, tf.constant(i))
+    return out, first
+
+  if replicas == 1:
+    return lambda n: run(tf.constant(n, tf.int32))
+  return run_unrolled  # traced once per distinct n
+
+
 def train_loop(state, step_fn, batches, until_step, *, writer=None, checkpoint_every=1000,
-               summary_every=100, actions=(), name="train", log_every_secs=10.0):
+               summary_every=100, actions=(), name="train", log_every_secs=10.0,
+               steps_per_call=1):
   """Runs `step_fn(batch, seed)` from `state.step` until `until_step`.
 
   Args:
@@ -144,31 +192,59 @@ def train_loop(state, step_fn, batches, until_step, *, writer=None, checkpoint_e
     writer: a `MetricWriter` for the step values, every `summary_every` steps.
     checkpoint_every: checkpoint period in steps; the last step is always saved.
     actions: (every_steps, fn(step)) pairs run after the step, e.g. evaluations and samples.
+    steps_per_call: steps run by one compiled call (Orbit's steps_per_loop), when `step_fn` is a
+      tf.function and `batches` can be drawn inside one (see `traceable`); calls stop at every
+      summary, checkpoint and action step, so those stay where they were.
+
+  The values are read on the host only at summary, checkpoint and action steps, when the
+  progress line is due, and at the end (no sync per step); finiteness is checked on the device
+  at every step and read there.
 
   Returns the values of the last step (a dict of floats), or {} when nothing was left to run.
-  Raises NonFiniteLossError on a NaN or infinite value, before anything of that step is saved.
+  Raises NonFiniteLossError on a NaN or infinite value, before anything of those steps is
+  saved.
   """
   step = int(state.step)
   progress = Progress(name, step, until_step, log_every_secs)
   values = {}
+  multi = None
+  if steps_per_call > 1:
+    if isinstance(step_fn, tf.types.experimental.PolymorphicFunction) and traceable(batches):
+      replicas = tf.distribute.get_strategy().num_replicas_in_sync
+      multi = _multi_step(state, step_fn, batches, replicas)
+    else:
+      logging.info("%s: one step per call (the step or its batches cannot be compiled into "
+                   "a multi-step call)", name)
+  periods = [summary_every, checkpoint_every] + [every for every, _ in actions]
+  first_bad = tf.constant(0)  # first non-finite step since the last check (0: none)
   while step < until_step:
-    seed = state.rng.make_seeds(1)[:, 0]
-    out = step_fn(next(batches), seed)
-    values = {k: float(v) for k, v in out.items()}
-    bad = {k: v for k, v in values.items() if not np.isfinite(v)}
-    if bad:
-      raise NonFiniteLossError(
-          f"{name}: non-finite {bad} at step {step + 1}. The last good checkpoint is kept "
-          f"({state.latest or 'none yet'}); rerunning resumes from it. Lower the learning rate "
-          "or check the data for NaNs before rerunning.")
-    step += 1
+    if multi is not None:
+      to_boundary = min(p - step % p for p in periods)
+      n = max(1, min(steps_per_call, until_step - step, to_boundary))
+      out, bad = multi(n)
+      first_bad = _first_bad(first_bad, tf.equal(bad, 0), bad + step)
+    else:
+      n = 1
+      seed = state.rng.make_seeds(1)[:, 0]
+      out = step_fn(next(batches), seed)
+      first_bad = _first_bad(first_bad, _all_finite(out), step + 1)
+    step += n
     state.step.assign(step)
-    if writer is not None and (step % summary_every == 0 or step == until_step):
-      writer.write_scalars(step, {f"{name}/{k}": v for k, v in values.items()})
-    for every, fn in actions:
-      if step % every == 0:
+    summary = writer is not None and (step % summary_every == 0 or step == until_step)
+    due = [fn for every, fn in actions if step % every == 0]
+    save = step % checkpoint_every == 0 or step == until_step
+    if summary or due or save or step == until_step or progress.due():
+      if int(first_bad):
+        raise NonFiniteLossError(
+            f"{name}: non-finite loss at step {int(first_bad)}. The last good checkpoint is "
+            f"kept ({state.latest or 'none yet'}); rerunning resumes from it. Lower the "
+            "learning rate or check the data for NaNs before rerunning.")
+      values = {k: float(v) for k, v in out.items()}
+      if summary:
+        writer.write_scalars(step, {f"{name}/{k}": v for k, v in values.items()})
+      for fn in due:
         fn(step)
-    if step % checkpoint_every == 0 or step == until_step:
-      state.save()
-    progress.update(step, values, force=step == until_step)
+      if save:
+        state.save()
+      progress.update(step, values, force=step == until_step)
   return values

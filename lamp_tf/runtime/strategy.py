@@ -81,9 +81,10 @@ def build_optimizer(strategy, optimizer, variables):
 
 
 def reset_optimizer(optimizer):
-  """Zeroes a Keras optimiser's step counter and slots (moments), keeping its learning rate."""
+  """Zeroes a Keras optimiser's step counter and slots (moments), keeping its learning rate
+  (and a loss-scale optimiser's scale)."""
   for v in optimizer.variables:
-    if not v.path.endswith("learning_rate"):
+    if not v.path.endswith(("learning_rate", "dynamic_scale")):
       v.assign(tf.zeros_like(v))
 
 

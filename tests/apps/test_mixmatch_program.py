@@ -26,6 +26,7 @@ print(' '.join(names))
 def test_mixmatch_program(tmp_path):
   args = ["--resolution=16", "--num_scenes=16", "--num_test_scenes=4", "--widths=4,8",
           "--side_info=indices", "--steps=3", "--baseline_steps=2", "--batch_size=4",
+          "--baselines=pix2pix,cyclegan", "--seeds=0,1",
           "--recolour_steps=2", "--recolour_width=8", "--panel_scenes=2",
           f"--data_dir={tmp_path / 'tfds'}", f"--workdir={tmp_path / 'w'}",
           f"--export_dir={tmp_path / 'export'}", "--log_every_secs=1000"]
@@ -39,14 +40,17 @@ def test_mixmatch_program(tmp_path):
   assert {("mm_zero_pair", "indices"), ("mm_cascade", "indices"),
           ("mm_multimodal", "indices"), ("pix2pix_cascade", "skip"), ("cyclegan", "skip"),
           ("recolouring", "none")} <= methods
+  assert {r["seed"] for r in runs} == {0, 1}
+  assert {r.get("test_bn") for r in runs if r["method"] == "mm_zero_pair"} == {"batch", "moving"}
   for r in runs:
     assert {"method", "side_info", "seed", "miou", "global_accuracy", "per_class_iou"} <= set(r)
     if r["method"] != "recolouring":
       assert 0 <= r["miou"] <= 1 and len(r["per_class_iou"]) == 13
   report = (tmp_path / "w" / "REPORT.md").read_text()
-  for heading in ("Depth → segmentation", "Side information", "Many-to-many recolouring"):
+  for heading in ("Depth → segmentation", "Side information", "Many-to-many recolouring",
+                  "Batch norm at test"):
     assert heading in report
-  assert "| method | bed | books |" in report
+  assert "| method | mIoU % | global % | bed | books |" in report and " ± " in report
   for f in results["figures"]:
     assert (tmp_path / "w" / f).stat().st_size > 1000
   out = subprocess.run([sys.executable, "-c", SERVE, str(tmp_path / "export")],

@@ -65,3 +65,21 @@ def test_inception_features_from_a_local_weights_file(tmp_path):
   assert features.describe(extractor) == "FID (Inception-v3 features)"
   with pytest.raises(FileNotFoundError, match="--inception_weights"):
     features.InceptionFeatures(str(tmp_path / "missing.h5"))
+
+
+def test_cached_classifier_is_not_reused_for_other_training_data(tmp_path):
+  from lamp_tf.metrics import features
+  rng = np.random.default_rng(0)
+  x = rng.uniform(-1, 1, [40, 8, 8, 1]).astype(np.float32)
+  y = np.repeat(np.arange(2), 20)
+  first = features.DomainClassifier.train_or_load(str(tmp_path), x, y, x, y, 2, steps=2,
+                                                  batch_size=8)
+  again = features.DomainClassifier.train_or_load(str(tmp_path), x, y, x, y, 2, steps=2,
+                                                  batch_size=8)
+  for a, b in zip(first.model.get_weights(), again.model.get_weights()):
+    np.testing.assert_array_equal(a, b)  # same data and settings: the cache
+  other = features.DomainClassifier.train_or_load(str(tmp_path), -x, 1 - y, x, y, 2, steps=2,
+                                                  batch_size=8, seed=1)
+  assert len(list(tmp_path.iterdir())) == 2  # another target with as many classes: its own
+  assert any(not np.array_equal(a, b) for a, b in zip(first.model.get_weights(),
+                                                      other.model.get_weights()))

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from lamp_tf.data import colours, rgbd
 from lamp_tf.metrics import segmentation
-from lamp_tf.mixmatch import model as mm_model, recolour, train
+from lamp_tf.mixmatch import losses, model as mm_model, recolour, train
 from lamp_tf.nets import segnet
 from lamp_tf.runtime import flags as runtime_flags
 
@@ -115,3 +115,151 @@ def test_mixmatch_training_reduces_the_loss_and_never_sees_depth_with_segmentati
   loss_fresh = float(train.mixmatch_step(fresh, fresh_opt, train.Weights(), 4)(
       batch, tf.constant([0, 0], tf.int64))["loss"])
   assert loss_after < loss_fresh
+
+
+# --- The reference's behaviours (yaxingwang/Mix-and-match-networks, RGBD/model.py). ---------
+
+
+def _batches(n=4, size=16, seed=0):
+  rng = np.random.default_rng(seed)
+  rs = {"rgb": rng.integers(0, 255, [n, size, size, 3], dtype=np.uint8),
+        "seg": rng.integers(0, 14, [n, size, size], dtype=np.uint8)}  # 13 = void
+  rd = {"rgb": rng.integers(0, 255, [n, size, size, 3], dtype=np.uint8),
+        "depth": rng.uniform(1, 5, [n, size, size]).astype(np.float32)}
+  return train.encode_batch(rs), train.encode_batch(rd)
+
+
+def _in_replica(fn, *args):
+  return tf.distribute.get_strategy().run(fn, args=args)
+
+
+def test_batch_statistics_at_test_change_a_depth_batch_and_are_the_batch_moments():
+  model = mm_model.MixMatch((8, 16), "indices", test_bn="batch").build(16)
+  _, rd = _batches()
+  model.translate(rd["depth"], "depth", "seg", training=True)  # moving averages move a little
+  batch = model.translate(rd["depth"], "depth", "seg").numpy()
+  model.test_bn = "moving"
+  moving = model.translate(rd["depth"], "depth", "seg").numpy()
+  assert np.abs(batch - moving).max() > 1e-3
+  # The reference's batch_norm (is_training never set) normalises with the batch's moments:
+  # what a training-mode pass computes (without its update of the moving averages).
+  enc = model.encoders["depth"]
+  x = enc.block1.conv1(rd["depth"])
+  mean, var = tf.nn.moments(x, [0, 1, 2])
+  bn = enc.block1.bn1
+  expected = (x - mean) / tf.sqrt(var + bn.epsilon) * bn.gamma + bn.beta
+  got = segnet.batch_norm(bn, x, training=False, bn_stats="batch")
+  np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-4)
+
+
+def test_latent_alignment_covers_the_three_deepest_pools_as_the_reference():
+  enc_a, enc_b = segnet.Encoder((4, 8, 8, 8)), segnet.Encoder((4, 8, 8, 8))
+  rs, _ = _batches()
+  _, side_a = enc_a(rs["rgb"], training=True)
+  _, side_b = enc_b(rs["seg"], training=True)
+  got = float(_in_replica(lambda: losses.latent_alignment(side_a, side_b, 3, 4)))
+  # feature_loss: reduce_mean((pool3_a - pool3_b)^2) + ... pool4 + ... pool5.
+  expected = sum(float(tf.reduce_mean(tf.square(side_a[i]["pooled"] - side_b[i]["pooled"])))
+                 for i in (1, 2, 3))
+  assert got == pytest.approx(expected, rel=1e-5)
+  deepest = float(_in_replica(lambda: losses.latent_alignment(side_a, side_b, 1, 4)))
+  assert deepest == pytest.approx(float(tf.reduce_mean(tf.square(
+      side_a[3]["pooled"] - side_b[3]["pooled"]))), rel=1e-5)
+  assert got > deepest
+
+
+def test_max_feature_map_is_the_reference_formula():
+  rng = np.random.default_rng(1)
+  a = np.maximum(rng.normal(size=[3, 2, 2, 5]), 0).astype(np.float32)  # post-ReLU maps
+  b = rng.normal(size=[3, 2, 2, 5]).astype(np.float32)
+  got = float(_in_replica(lambda: losses.max_feature_map(tf.constant(a), tf.constant(b), 3)))
+  # max_feature_map_loss, written out.
+  s = a.sum(axis=(1, 2), keepdims=True)
+  m = (s >= s / 10.0).astype(np.float32)
+  expected = np.sum((a * m - b * m) ** 2) / (3 * 2 * 2 * m.sum())
+  assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_segmentation_cross_entropy_is_averaged_over_the_labelled_pixels_of_the_batch():
+  rng = np.random.default_rng(2)
+  logits = tf.constant(rng.normal(size=[2, 3, 3, 13]).astype(np.float32))
+  labels = np.full([2, 3, 3], 13)
+  labels[0] = rng.integers(0, 13, [3, 3])
+  labels[1, 0, 0] = 4  # one labelled pixel in the second image
+  got = float(_in_replica(lambda: losses.segmentation_pixel_mean(logits, labels)))
+  ce = tf.nn.sparse_softmax_cross_entropy_with_logits(np.minimum(labels, 12), logits).numpy()
+  assert got == pytest.approx(ce[labels != 13].mean(), rel=1e-5)
+  per_image = float(tf.reduce_mean(losses.segmentation(logits, labels)))
+  assert per_image != pytest.approx(got, rel=1e-3)  # the project's earlier per-image mean
+
+
+def test_latent_noise_reaches_only_the_rgb_to_seg_and_rgb_to_depth_paths():
+  model = mm_model.MixMatch((8, 16), "indices").build(16)
+  batches = _batches()
+  seed = tf.constant([3, 4], tf.int64)
+  quiet, _ = train.mixmatch_outputs(model, batches, train.Weights(latent_noise=0.0), seed)
+  noisy, side = train.mixmatch_outputs(model, batches, train.Weights(latent_noise=0.5), seed)
+  quiet_side = train.mixmatch_outputs(model, batches, train.Weights(latent_noise=0.0), seed)[1]
+  for name in quiet:
+    changed = np.abs(noisy[name][1].numpy() - quiet[name][1].numpy()).max() > 1e-4
+    assert changed == (name in ("rgb2seg", "rgb2depth")), name
+  for key in side:  # the latents the alignment compares carry no noise
+    np.testing.assert_allclose(side[key][-1]["pooled"], quiet_side[key][-1]["pooled"],
+                               atol=1e-6)
+
+
+def test_default_objective_is_the_references_combination():
+  """g = 100 CE(R->S) + 10 L1(R->D) + 10 (CE(S->S) + L1(D->D)) + 10 (10 sum MSE(RGB outs) +
+  sum LSGAN) + 10 (feature losses + max-feature losses), written out from the outputs."""
+  w = train.Weights(latent_noise=0.0)  # deterministic outputs; the rest as the reference
+  assert (w.seg, w.depth, w.auto, w.rgb, w.rgb_recon, w.latent, w.disc, w.latent_levels) == (
+      100, 10, 10, 10, 10, 10, 10, 3)
+  model = mm_model.MixMatch((4, 8, 8), "indices").build(16)
+  disc = mm_model.RGBDiscriminator(4)
+  disc(tf.zeros([2, 16, 16, 3]))
+  batches = _batches()
+  seed = tf.constant([1, 1], tf.int64)
+  out, side = train.mixmatch_outputs(model, batches, w, seed)
+  b1, b2 = batches
+  valid = lambda lab: np.asarray(lab) != 13
+  ce = lambda logits, lab: tf.nn.sparse_softmax_cross_entropy_with_logits(
+      np.minimum(lab, 12), logits).numpy()[valid(lab)].mean()
+  l1 = lambda p, t: float(tf.reduce_mean(tf.abs(p - t)))
+  mse = lambda p, t: float(tf.reduce_mean(tf.square(p - t)))
+  lsg = lambda f: float(tf.reduce_mean(tf.square(disc(f) - 1.0)))
+  rgb_outs = [(out["seg2rgb"][1], b1["rgb"]), (out["depth2rgb"][1], b2["rgb"]),
+              (out["rgb2rgb_1"][1], b1["rgb"]), (out["rgb2rgb_2"][1], b2["rgb"])]
+  feat = lambda a, b: sum(mse(a[i]["pooled"], b[i]["pooled"]) for i in (0, 1, 2))
+
+  def max_feat(a, b):
+    a, b = a.numpy(), b.numpy()
+    s = a.sum(axis=(1, 2), keepdims=True)
+    m = (s >= s / 10).astype(np.float32)
+    return np.sum((a * m - b * m) ** 2) / (4 * a.shape[1] * a.shape[2] * m.sum())
+
+  expected = (100 * ce(out["rgb2seg"][1], b1["seg_labels"]) +
+              10 * l1(out["rgb2depth"][1], b2["depth"]) +
+              10 * (ce(out["seg2seg"][1], b1["seg_labels"]) + l1(out["depth2depth"][1],
+                                                                   b2["depth"])) +
+              10 * (10 * sum(mse(p, t) for p, t in rgb_outs) + sum(lsg(p) for p, _ in rgb_outs))
+              + 10 * (feat(side["rgb1"], side["seg"]) + feat(side["rgb2"], side["depth"]) +
+                      max_feat(side["rgb1"][-1]["pooled"], side["seg"][-1]["pooled"]) +
+                      max_feat(side["rgb2"][-1]["pooled"], side["depth"][-1]["pooled"])))
+  opt = train.adam(tf.distribute.get_strategy(), 0.0, model.trainable_variables)
+  step = train.mixmatch_step(model, opt, w, 4, disc=disc, d_opt=None, update_disc=False)
+  got = float(_in_replica(step, batches, seed)["loss"])
+  assert got == pytest.approx(expected, rel=2e-4)
+
+
+def test_rgb_decoder_has_no_side_information_by_default():
+  model = mm_model.MixMatch((8,), "indices").build(8)
+  assert model.decoders["rgb"].side_info == "none"
+  assert model.decoders["seg"].side_info == "indices"
+  same = mm_model.MixMatch((8,), "indices", rgb_side_info="same").build(8)
+  assert same.decoders["rgb"].side_info == "indices"
+  with pytest.raises(ValueError, match="--test_bn"):
+    mm_model.MixMatch((8,), "indices", test_bn="sometimes")
+  with pytest.raises(ValueError, match="--latent_levels"):
+    train.Weights(latent_levels=0)
+  with pytest.raises(ValueError, match="--seg_weight"):
+    train.Weights(seg=-1)

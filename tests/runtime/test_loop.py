@@ -122,3 +122,43 @@ def test_models_whose_weights_a_checkpoint_cannot_reach_are_refused(tmp_path):
   model(tf.zeros([1, 4]))
   with pytest.raises(ValueError, match="1 weights would not be checkpointed|2 weights would not"):
     loop.TrainState(str(tmp_path), 0, model=model)
+
+
+def _spc_runtime(workdir, steps_per_call, checkpoint_every=5):
+  return runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(workdir),
+                               export_dir="", checkpoint_every=checkpoint_every,
+                               summary_every=4, log_every_secs=1e9,
+                               steps_per_call=steps_per_call)
+
+
+def test_several_steps_per_call_train_the_same_steps_with_checkpoints_in_place(tmp_path):
+  one, _ = tiny_program.train(_spc_runtime(tmp_path / "one", 1), 23)
+  many, state = tiny_program.train(_spc_runtime(tmp_path / "many", 7), 23)
+  for a, b in zip(one.get_weights(), many.get_weights()):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert int(state.step) == 23
+  numbers = sorted(int(p.split("ckpt-")[1].split(".")[0]) for p in glob.glob(
+      str(tmp_path / "many" / "train" / "checkpoints" / "ckpt-*.index")))
+  assert numbers[-2:] == [20, 23]  # every 5 steps and the last, as with one step per call
+
+
+def test_non_finite_loss_inside_a_multi_step_call_names_its_step(tmp_path):
+  with pytest.raises(loop.NonFiniteLossError, match="step 8"):
+    tiny_program.train(_spc_runtime(tmp_path, 10, checkpoint_every=6), 20, nan_at_step=8)
+  assert tf.train.latest_checkpoint(str(tmp_path / "train" / "checkpoints")).endswith("ckpt-6")
+
+
+def test_values_reach_the_host_only_at_summaries_checkpoints_and_the_end(tmp_path, monkeypatch):
+  reads = []
+
+  def counting_float(value):
+    reads.append(1)
+    return __builtins__["float"](value) if isinstance(__builtins__, dict) else \
+        __builtins__.float(value)
+
+  monkeypatch.setattr(loop, "float", counting_float, raising=False)
+  rt = runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(tmp_path),
+                             export_dir="", checkpoint_every=10, summary_every=5,
+                             log_every_secs=1e9)
+  tiny_program.train(rt, 20)
+  assert len(reads) == 4  # steps 5, 10, 15, 20 (one value: the loss), not one per step
