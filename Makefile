@@ -32,7 +32,12 @@ test: setup
 
 bench: setup
 	@$(PY) -c "import torch" 2>/dev/null || $(VENV)/bin/pip install -q torch==2.13.0  # benchmark only
-	@for b in benchmarks/*_bench.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@mkdir -p runs/bench
+	$(PY) benchmarks/gan_step_bench.py --json=runs/bench/gan_step.json
+	$(PY) benchmarks/fisher_bench.py --json=runs/bench/fisher.json
+	$(PY) benchmarks/mergan_replay_bench.py --json=runs/bench/mergan_replay.json
+	$(PY) benchmarks/report.py runs/bench benchmarks/RESULTS.md
+	@cat benchmarks/RESULTS.md
 
 clean:
 	rm -rf runs build *.egg-info

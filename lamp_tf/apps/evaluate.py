@@ -93,7 +93,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  runtime_flags.run_program(main, __name__)
 
 
 if __name__ == "__main__":

@@ -317,9 +317,8 @@ def export_mixmatch(model, export_dir):
       lambda rgb, depth: outputs("seg", model.fuse(
           {"rgb": rgbd.encode_rgb(rgb), "depth": rgbd.encode_depth(depth)}, "seg")),
       input_signature=[specs["rgb"], specs["depth"]])
-  weights = {name: transfer.named_weights(m) for name, m in model.trackables.items()}
   export.export_saved_model(export_dir, {"depth_to_seg": signatures.pop("depth_to_seg"),
-                                         **signatures}, {"weights": weights})
+                                         **signatures}, list(model.trackables.values()))
 
 
 class RecolourBatches:
@@ -636,7 +635,7 @@ def report_sections(records, recolour_scores, figs, n_rs, n_rd, n_test, seeds):
 
 
 def run():
-  app.run(main)
+  runtime_flags.run_program(main, __name__)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import sys
 from absl import app, flags, logging
 
 from lamp_tf.apps import registry
-from lamp_tf.runtime import files, results
+from lamp_tf.runtime import files, flags as runtime_flags, results
 
 FLAGS = flags.FLAGS
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -86,7 +86,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  runtime_flags.run_program(main, __name__)
 
 
 if __name__ == "__main__":

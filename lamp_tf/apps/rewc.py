@@ -233,7 +233,7 @@ def export_classifier(rt, cfg, data, export_dir):
     probs = tf.nn.softmax(plain(x, training=False))
     return {"probabilities": probs, "classes": tf.argmax(probs, axis=1)}
 
-  export.export_saved_model(export_dir, {"classify": classify}, {"classifier": plain})
+  export.export_saved_model(export_dir, {"classify": classify}, [plain])
   logging.info("exported run %s to %s", cfg.name, export_dir)
 
 
@@ -311,7 +311,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  runtime_flags.run_program(main, __name__)
 
 
 if __name__ == "__main__":

@@ -83,10 +83,11 @@ def load_pretrained(source):
   """{'generator': {path: array}, 'critic': {path: array}} from a run directory or SavedModel."""
   if os.path.exists(os.path.join(source, "saved_model.pb")):
     loaded = tf.saved_model.load(source)
-    if not hasattr(loaded, "weights"):
-      raise ValueError(f"{source} is a SavedModel without lamp_tf's `weights` attribute: export "
-                       "it with lamp_tf, or pass the training run directory instead.")
-    return {net: {k: v.numpy() for k, v in ws.items()} for net, ws in loaded.weights.items()}
+    weights = {net: export.read_named_weights(loaded, net) for net in ("generator", "critic")}
+    if any(w is None for w in weights.values()):
+      raise ValueError(f"{source} is a SavedModel without lamp_tf's named weights: export it "
+                       "with lamp_tf, or pass the training run directory instead.")
+    return weights
   if not os.path.exists(os.path.join(source, GAN_CONFIG)):
     raise FileNotFoundError(f"pretrained source {source!r}: neither a SavedModel nor a run "
                             f"directory with {GAN_CONFIG} and checkpoints.")
@@ -176,7 +177,6 @@ def export_generator(generator, critic, export_dir, moments=None):
   def generate(z, label):
     return {"images": generator(z, label, training=False, moments=moments)}
 
-  # Variables by name, not the Keras models: a subclassed Keras model attached to the module
-  # would try to trace a default signature of its own.
   weights = {"generator": named_weights(generator), "critic": named_weights(critic)}
-  return export.export_saved_model(export_dir, {"generate": generate}, {"weights": weights})
+  return export.export_saved_model(export_dir, {"generate": generate}, [generator, critic],
+                                   named_weights=weights)

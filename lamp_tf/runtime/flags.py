@@ -5,6 +5,7 @@ Each program calls `define_runtime_flags(name)` at import and `runtime_from_flag
 
 import dataclasses
 import os
+import sys
 
 from absl import app, flags
 
@@ -127,3 +128,12 @@ def floats(values, flag, minimum=None):
   if minimum is not None and any(v < minimum for v in out):
     raise app.UsageError(f"--{flag}: values must be >= {minimum:g}.")
   return out
+
+
+def run_program(main, module_name):
+  """`app.run(main)` for a program module; its key flags (its own and those it adopts) are
+  also registered for the running script, so `--helpshort` lists them when the program starts
+  from a console-script wrapper (absl looks them up by sys.argv[0])."""
+  for flag in FLAGS.get_key_flags_for_module(module_name):
+    FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  app.run(main)

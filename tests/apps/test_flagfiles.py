@@ -51,3 +51,23 @@ def test_registered_experiments_exist_with_quick_and_paper_presets():
     for files in e.presets.values():
       for f in files:
         assert os.path.exists(os.path.join(REPO_ROOT, "flags", f)), f
+
+
+HELP = {"lamp_tf.apps.rewc": ["--lambdas", "--precision"],
+        "lamp_tf.apps.transfer_gan": ["--configs", "--steps_per_call"],
+        "lamp_tf.apps.mergan": ["--tasks", "--sample_bn", "--replay_batch", "--jtr"],
+        "lamp_tf.apps.mixmatch": ["--side_info", "--test_bn", "--latent_levels"],
+        "lamp_tf.apps.evaluate": ["--generator", "--workdir"],
+        "lamp_tf.apps.reproduce": ["--preset", "--methods"]}
+
+
+@pytest.mark.parametrize("module", sorted(HELP))
+def test_helpshort_from_the_console_script_lists_the_programs_flags(module):
+  """The console scripts start from a wrapper (sys.argv[0] is the script), which absl used not
+  to recognise as the module that defines the flags."""
+  script = (f"import sys; sys.argv[0] = '/venv/bin/lamp-tf-x'; "
+            f"from {module} import run; run()")
+  out = subprocess.run([sys.executable, "-c", script, "--helpshort"], cwd=REPO_ROOT,
+                       capture_output=True, text=True, timeout=300)
+  for flag in HELP[module]:
+    assert flag in out.stdout, (module, flag, out.stdout[-2000:])

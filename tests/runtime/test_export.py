@@ -84,14 +84,57 @@ def test_failed_export_keeps_the_previous_one(tmp_path):
   def good(x):
     return {"y": x * v}
 
-  export.export_saved_model(str(tmp_path / "sm"), {"f": good}, {"v": v})
+  export.export_saved_model(str(tmp_path / "sm"), {"f": good}, [v])
 
   @tf.function(input_signature=[tf.TensorSpec([], tf.float32)])
   def bad(x):
     raise RuntimeError("tracing fails")
 
   with pytest.raises(RuntimeError):
-    export.export_saved_model(str(tmp_path / "sm"), {"f": bad}, {"v": v})
+    export.export_saved_model(str(tmp_path / "sm"), {"f": bad}, [v])
   loaded = tf.saved_model.load(str(tmp_path / "sm"))
   assert float(loaded.signatures["f"](x=tf.constant(3.0))["y"]) == 6.0
   assert sorted(os.listdir(tmp_path)) == ["sm"]
+
+
+def _cli_run(export_dir, signature, inputs, tmp_path):
+  """Runs a signature with `saved_model_cli run` (the graph-mode loader TF Serving's C++ loader
+  resembles); returns {output key: array}."""
+  cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+  args = []
+  for name, value in inputs.items():
+    np.save(tmp_path / f"{name}.npy", value)
+    args.append(f"{name}={tmp_path / f'{name}.npy'}")
+  out_dir = tmp_path / "cli_out"
+  out = subprocess.run([cli, "run", "--dir", export_dir, "--tag_set", "serve",
+                        "--signature_def", signature, "--inputs", ";".join(args),
+                        "--outdir", str(out_dir), "--overwrite"], capture_output=True,
+                       text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  assert out.returncode == 0, out.stderr[-3000:]
+  return {p.stem: np.load(p) for p in out_dir.glob("*.npy")}
+
+
+def test_saved_model_cli_runs_the_export_with_the_in_process_outputs(trained, tmp_path):
+  _, model, export_dir = trained
+  x = np.random.default_rng(1).random([3, tiny_program.INPUT]).astype(np.float32)
+  out = _cli_run(export_dir, "predict", {"x": x}, tmp_path)
+  np.testing.assert_allclose(out["probabilities"], tf.nn.softmax(model(x)).numpy(), rtol=1e-5,
+                             atol=1e-6)
+
+
+def test_a_generator_export_serves_in_saved_model_cli_and_is_a_transfer_source(tmp_path):
+  import keras
+  from lamp_tf.gan import transfer
+  from lamp_tf.nets import gan as gan_nets
+  keras.utils.set_random_seed(0)
+  g, d = gan_nets.make_gan("dcgan", num_classes=3, g_width=16, d_width=8)
+  gan_nets.calibrate_class_moments(g, [0, 1, 2], samples=64)
+  transfer.export_generator(g, d, str(tmp_path / "gen"), moments="calibrated")
+  z = np.random.default_rng(2).normal(size=[2, 128]).astype(np.float32)
+  label = np.array([0, 2], np.int64)
+  out = _cli_run(str(tmp_path / "gen"), "generate", {"z": z, "label": label}, tmp_path)
+  np.testing.assert_allclose(out["images"], g(z, label, moments="calibrated").numpy(),
+                             atol=1e-5)
+  weights = transfer.load_pretrained(str(tmp_path / "gen"))
+  assert set(weights) == {"generator", "critic"}
+  np.testing.assert_array_equal(weights["generator"]["fc/kernel"], g.get_layer("fc").kernel)

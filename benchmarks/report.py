@@ -1,0 +1,54 @@
+"""Writes benchmarks/RESULTS.md from the JSON files the benchmarks wrote (`make bench`): one line
+per measurement (ours, reference, ratio), with the machine, versions and date."""
+
+import datetime
+import json
+import os
+import platform
+import sys
+
+
+def main(out_dir, path):
+  load = lambda name: (json.load(open(os.path.join(out_dir, name)))
+                       if os.path.exists(os.path.join(out_dir, name)) else None)
+  gan, fisher, replay = load("gan_step.json"), load("fisher.json"), load("mergan_replay.json")
+  lines = ["| benchmark | ours | reference | ratio | goal |", "|---|---|---|---|---|"]
+  if gan:
+    for batch, b in gan["batches"].items():
+      it = b["iterations_per_s"]
+      lines += [
+          f"| WGAN-GP iteration, batch {batch}, float32 (it/s) | TF {it['TF float32 spc1']:.2f} "
+          f"| PyTorch {it['PyTorch float32']:.2f} | {b['ratios']['TF / PyTorch, float32']:.2f} "
+          "| ≥ 1.5 |",
+          f"| same, 10 iterations per compiled call | TF {it['TF float32 spc10']:.2f} | PyTorch "
+          f"{it['PyTorch float32']:.2f} | "
+          f"{b['ratios']['TF / PyTorch, float32, 10 per call']:.2f} | ≥ 1.5 |",
+          f"| same, bfloat16 | TF {it['TF mixed_bfloat16 spc1']:.2f} | PyTorch autocast "
+          f"{it['PyTorch mixed_bfloat16']:.2f} | {b['ratios']['TF / PyTorch, bfloat16']:.2f} "
+          "| |",
+          f"| TF bfloat16 vs TF float32, batch {batch} | {it['TF mixed_bfloat16 spc1']:.2f} | "
+          f"{it['TF float32 spc1']:.2f} | {b['ratios']['TF bfloat16 / TF float32']:.2f} "
+          "| ≥ 1.3 |"]
+  if fisher:
+    lines.append(f"| R-EWC rotations + Fisher, {fisher['examples']} examples (s) | batched "
+                 f"{fisher['batched_s']:.2f} | per-example loop {fisher['loop_s']:.2f} | "
+                 f"{fisher['speedup']:.1f}x | ≥ 20x |")
+    lines.append(f"| same: work / time / matmul rate | {fisher['gflop']:.2f} GFLOP | "
+                 f"{fisher['matmul_gflops']:.0f} GFLOP/s | "
+                 f"{100 * fisher['fraction_of_matmul_rate']:.1f}% | |")
+  if replay:
+    for key, v in replay.items():
+      lines.append(f"| MeRGAN {key} (s/iteration) | {v['s_per_iteration']:.3f} | task 1 | "
+                   f"{v['vs_task1']:.2f} | split: ≈ 1 |")
+  versions = gan and f"TensorFlow {gan['tensorflow']}, PyTorch {gan['torch']}" or ""
+  header = (f"# Benchmarks\n\nWritten by `make bench` on {datetime.date.today()}: "
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"{versions}. Every ratio was measured in one process, the two sides alternating, so "
+            "machine load affects both alike; absolute numbers drift with load.\n\n")
+  with open(path + ".tmp", "w") as f:
+    f.write(header + "\n".join(lines) + "\n")
+  os.replace(path + ".tmp", path)
+
+
+if __name__ == "__main__":
+  main(sys.argv[1], sys.argv[2])
