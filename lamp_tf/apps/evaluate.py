@@ -19,7 +19,7 @@ from absl import app, flags, logging
 from lamp_tf.apps import gan_flags
 from lamp_tf.data import gan_data
 from lamp_tf.metrics import features as features_lib, gan_eval
-from lamp_tf.runtime import flags as runtime_flags, results
+from lamp_tf.runtime import export, flags as runtime_flags, results
 
 FLAGS = flags.FLAGS
 PROGRAM = "lamp-tf-evaluate"
@@ -41,9 +41,11 @@ class SavedGenerator:
   """A `generate(z, label)` SavedModel signature as a generator callable."""
 
   def __init__(self, path):
-    if not os.path.exists(os.path.join(path, "saved_model.pb")):
-      raise app.UsageError(f"--generator={path}: not a SavedModel directory.")
-    self._loaded = tf.saved_model.load(path)
+    saved = export.resolve(path)
+    if saved is None:
+      raise app.UsageError(f"--generator={path}: neither a SavedModel directory nor a model base "
+                           "path with integer versions (saved_models/<model>/<version>/).")
+    self._loaded = tf.saved_model.load(saved)
     if "generate" not in self._loaded.signatures:
       raise app.UsageError(f"--generator={path}: no 'generate' signature (has "
                            f"{sorted(self._loaded.signatures)}).")

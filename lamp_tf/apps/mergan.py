@@ -151,6 +151,26 @@ def table1(records, key, num_tasks, scale=100.0, paper=None):
   return results.markdown_table([""] + [label for label, _ in columns], rows)
 
 
+def claims(records, first_classes):
+  """The talk's claim on MeRGAN: after the last task, SFT keeps under half of what it had of
+  the first task's classes after task 1, while JTR and RA keep at least 80% of it (mean over
+  seeds)."""
+  keep = {}
+  for m in ("sft", "jtr", "ra"):
+    rs = [r for r in records if r["method"] == m]
+    if not rs or len(rs[0]["first_task_accuracy_per_task"]) < 2:
+      return []
+    first = np.mean([r["first_task_accuracy_per_task"][0] for r in rs])
+    last = np.mean([r["first_task_accuracy_per_task"][-1] for r in rs])
+    keep[m] = (100 * first, 100 * last)
+  evidence = (f"accuracy on class(es) {first_classes} after task 1 → after the last task: " +
+              ", ".join(f"{NAMES[m]} {a:.1f}% → {b:.1f}%" for m, (a, b) in keep.items()))
+  holds = (keep["sft"][1] < 0.5 * keep["sft"][0] and
+           all(keep[m][1] >= 0.8 * keep[m][0] for m in ("jtr", "ra")))
+  return [results.claim("SFT forgets the first class while MeRGAN-JTR and MeRGAN-RA keep it",
+                        evidence, holds)]
+
+
 def paper_rows(dataset):
   family = "mnist" if dataset.startswith("mnist") else "svhn" if dataset.startswith("svhn") \
       else None
@@ -253,9 +273,13 @@ def main(argv):
     cfg = config(best["method"], best["seed"], best["ewc_weight"])
     nets = mergan.restore_networks(rt, cfg, gan_config, image_shape, num_tasks,
                                    run_dir(best["method"], best["seed"], best["ewc_weight"]))
-    mergan.export(cfg, nets, sorted(c for t in task_list for c in t), FLAGS.export_dir)
+    card = runtime_flags.model_card(
+        PROGRAM, {k: best[k] for k in ("accuracy", "reverse_accuracy", "fid", "kid")},
+        method=best["method"], seed=best["seed"], data=FLAGS.dataset, tasks=FLAGS.tasks)
+    path = mergan.export(cfg, nets, sorted(c for t in task_list for c in t), FLAGS.export_dir,
+                         version=rt.export_version, card=card)
     logging.info("exported %s seed %d (accuracy %.4f) to %s", best["method"], best["seed"],
-                 best["accuracy"], FLAGS.export_dir)
+                 best["accuracy"], path)
 
   if FLAGS.export_only:
     path = os.path.join(FLAGS.workdir, results.RESULTS)
@@ -357,7 +381,7 @@ def main(argv):
       ("Accuracy % (the paper's Table 1)", table1(records, "accuracy", num_tasks,
                                                    paper=paper) +
        ("\n\nThe paper's rows are on full MNIST at 4001 updates per task; ours at the budget "
-        "above." if paper else "")),
+        "above." if set(paper) & set(table_rows(num_tasks)) else "")),
       ("Reverse accuracy %", table1(records, "reverse_accuracy", num_tasks)),
       ("FID (classifier features)", table1(records, "fid", num_tasks, scale=1.0)),
       ("Accuracy % on the classes seen so far, after each task",
@@ -367,8 +391,10 @@ def main(argv):
       ("Figures", "\n\n".join(f"![{f}]({f})" for f in figs)),
   ]
   writer.flush()
-  results.write_results(FLAGS.workdir, PROGRAM, runtime_flags.flag_values(), records, figs)
-  results.write_report(FLAGS.workdir, "MeRGAN: memory replay GANs", sections)
+  claim_list = claims(records, list(task_list[0]))
+  results.write_results(FLAGS.workdir, PROGRAM, runtime_flags.flag_values(), records, figs,
+                        claim_list)
+  results.write_report(FLAGS.workdir, "MeRGAN: memory replay GANs", sections, claim_list)
   export_best(records)
 
 

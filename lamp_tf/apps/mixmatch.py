@@ -292,7 +292,7 @@ def evaluate_mixmatch(model, side_info, seed, test_inputs, labels, depth_m, obje
   return records
 
 
-def export_mixmatch(model, export_dir):
+def export_mixmatch(rt, model, export_dir, metrics=None):
   r = FLAGS.resolution
   specs = {"rgb": tf.TensorSpec([None, r, r, 3], tf.uint8, name="rgb"),
            "depth": tf.TensorSpec([None, r, r], tf.float32, name="depth"),
@@ -305,20 +305,39 @@ def export_mixmatch(model, export_dir):
       return {"depth": rgbd.decode_depth(y)}
     return {"rgb": tf.cast(tf.clip_by_value(tf.round((y + 1) * 127.5), 0, 255), tf.uint8)}
 
+  def encoded(modality, x):
+    """The model input of a served tensor; depth must be finite and >= 0 metres, labels ids of
+    the 13 classes or void (13), else an InvalidArgumentError."""
+    if modality == "depth":
+      checks = [tf.debugging.assert_all_finite(x, "depth must be finite (metres)"),
+                tf.debugging.assert_non_negative(x, message="depth must be >= 0 (metres)")]
+    elif modality == "seg":
+      checks = [tf.debugging.assert_less_equal(
+          x, tf.constant(rgbd.VOID, tf.uint8),
+          message=f"segmentation labels must be class ids 0..{rgbd.VOID - 1} or void "
+                  f"({rgbd.VOID})")]
+    else:
+      checks = []
+    with tf.control_dependencies(checks):
+      return rgbd.ENCODE[modality](tf.identity(x))
+
   signatures = {}
   for src in rgbd.MODALITIES:
     for dst in rgbd.MODALITIES:
       if src != dst:
         fn = (lambda s, d: tf.function(
-            lambda x: outputs(d, model.translate(rgbd.ENCODE[s](x), s, d)),
+            lambda x: outputs(d, model.translate(encoded(s, x), s, d)),
             input_signature=[specs[s]]))(src, dst)
         signatures[f"{src}_to_{dst}"] = fn
   signatures["rgbd_to_seg"] = tf.function(
       lambda rgb, depth: outputs("seg", model.fuse(
-          {"rgb": rgbd.encode_rgb(rgb), "depth": rgbd.encode_depth(depth)}, "seg")),
+          {"rgb": encoded("rgb", rgb), "depth": encoded("depth", depth)}, "seg")),
       input_signature=[specs["rgb"], specs["depth"]])
-  export.export_saved_model(export_dir, {"depth_to_seg": signatures.pop("depth_to_seg"),
-                                         **signatures}, list(model.trackables.values()))
+  card = runtime_flags.model_card(PROGRAM, metrics, side_info=FLAGS.main_side_info,
+                                  test_bn=model.test_bn, resolution=FLAGS.resolution)
+  return export.export_saved_model(export_dir, {"depth_to_seg": signatures.pop("depth_to_seg"),
+                                                **signatures}, list(model.trackables.values()),
+                                   version=rt.export_version, card=card)
 
 
 class RecolourBatches:
@@ -436,7 +455,7 @@ def main(argv):
   pairs = rgbd.split_pairs(data)
   main_run = lambda seed: f"mixmatch_{FLAGS.main_side_info}_seed{seed}"
   if FLAGS.export_only:
-    export_mixmatch(train_mixmatch(rt, pairs, FLAGS.main_side_info, seeds[0], variant,
+    export_mixmatch(rt, train_mixmatch(rt, pairs, FLAGS.main_side_info, seeds[0], variant,
                                    main_run(seeds[0])), FLAGS.export_dir)
     return
   test_inputs = evaluate.encoded(pairs.test)
@@ -519,12 +538,53 @@ def main(argv):
   version = results.code_version()
   records = [{**r, "code_version": version} for r in records]
   writer.flush()
-  results.write_results(FLAGS.workdir, PROGRAM, runtime_flags.flag_values(), records, figs)
+  claim_list = claims(records, recolour_scores)
+  results.write_results(FLAGS.workdir, PROGRAM, runtime_flags.flag_values(), records, figs,
+                        claim_list)
   results.write_report(FLAGS.workdir, "Mix-and-match networks", report_sections(
       records, recolour_scores, figs, len(pairs.rgb_seg["seed"]), len(pairs.rgb_depth["seed"]),
-      len(labels), seeds))
-  export_mixmatch(main_model, FLAGS.export_dir)
-  logging.info("exported mix-and-match (%s) to %s", FLAGS.main_side_info, FLAGS.export_dir)
+      len(labels), seeds), claim_list)
+  zero_pair = _select(records, method="mm_zero_pair", side_info=FLAGS.main_side_info,
+                      test_bn=FLAGS.test_bn, objective="flags", seed=seeds[0])
+  path = export_mixmatch(rt, main_model, FLAGS.export_dir, {
+      "zero_pair_depth_to_seg_miou": zero_pair[0]["miou"] if zero_pair else None})
+  logging.info("exported mix-and-match (%s) to %s", FLAGS.main_side_info, path)
+
+
+def claims(records, recolour_scores):
+  """The talk's claims on mix-and-match (mean over seeds; the main side information and
+  test-time batch norm)."""
+  main, bn = FLAGS.main_side_info, FLAGS.test_bn
+  miou = lambda rs: 100 * np.mean([r["miou"] for r in rs]) if rs else None
+  zero = miou(_select(records, method="mm_zero_pair", side_info=main, test_bn=bn,
+                      objective="flags"))
+  cascades = {"M&M cascade": miou(_select(records, method="mm_cascade", side_info=main,
+                                          test_bn=bn, objective="flags")),
+              "pix2pix cascade": miou(_select(records, method="pix2pix_cascade")),
+              "pix2pix-style cascade (no GAN)": miou(_select(records,
+                                                             method="pix2pix_l1_cascade"))}
+  cascades = {k: v for k, v in cascades.items() if v is not None}
+  out = []
+  if zero is not None and cascades:
+    out.append(results.claim(
+        "Zero-pair depth → segmentation beats the cascades",
+        f"mIoU: zero-pair {zero:.1f}%, " + ", ".join(f"{k} {v:.1f}%"
+                                                    for k, v in cascades.items()),
+        all(zero > v for v in cascades.values())))
+  sides = {s: miou(_select(records, method="mm_zero_pair", side_info=s, test_bn=bn,
+                           objective="flags")) for s in ("indices", "skip")}
+  if None not in sides.values():
+    out.append(results.claim("Pooling indices beat skip connections as side information",
+                             f"zero-pair mIoU: indices {sides['indices']:.1f}%, skip "
+                             f"{sides['skip']:.1f}%", sides["indices"] > sides["skip"]))
+  if recolour_scores is not None:
+    chance = 100 / len(colours.NAMES)
+    acc = 100 * recolour_scores["accuracy_zero_pair"]
+    out.append(results.claim(
+        "Mix-and-match recolours pairs it never saw, with 22 networks instead of 110",
+        f"colour-name accuracy on never-trained pairs {acc:.1f}% (chance {chance:.1f}%; "
+        f"trained pairs {100 * recolour_scores['accuracy_trained']:.1f}%)", acc > 2 * chance))
+  return out
 
 
 def _select(records, **conditions):

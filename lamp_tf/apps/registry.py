@@ -10,6 +10,7 @@ class Experiment:
   method: str   # section title in the combined report
   program: str  # module run as `python -m <program>`
   presets: dict  # preset name ('quick', 'paper') -> list of flag files under flags/
+  expected_s: dict = dataclasses.field(default_factory=dict)  # preset -> seconds on 2 cores
 
 
 EXPERIMENTS = (

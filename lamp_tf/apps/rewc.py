@@ -164,6 +164,22 @@ def summary_table(best):
        "backward transfer %"], rows)
 
 
+def claims(best):
+  """The talk's claim on R-EWC, tested on the best λ of each method (mean over seeds)."""
+  first = {name: 100 * np.mean([r["task_accuracy"][0] for r in rs])
+           for name, (_, rs) in best.items()}
+  rewc = [n for n in first if n.startswith("R-EWC")]
+  if "FT" not in first or "EWC" not in first or not rewc:
+    return []
+  top = max(rewc, key=lambda n: np.mean([r["average_accuracy"] for r in best[n][1]]))
+  evidence = (f"task-1 accuracy after the last task: FT {first['FT']:.1f}%, EWC "
+              f"{first['EWC']:.1f}% (λ={best['EWC'][0]:g}), {top} {first[top]:.1f}% "
+              f"(λ={best[top][0]:g})")
+  return [results.claim("FT forgets task 1 (under 50% of it kept) and R-EWC keeps more of it "
+                        "than EWC, each at its best λ", evidence,
+                        first["FT"] < 50 and first[top] > first["EWC"])]
+
+
 def energy_table(records):
   rows = []
   for (rotate,), rs in _group([r for r in records if r["method"] == "rewc"], ["rotate"]).items():
@@ -233,8 +249,10 @@ def export_classifier(rt, cfg, data, export_dir):
     probs = tf.nn.softmax(plain(x, training=False))
     return {"probabilities": probs, "classes": tf.argmax(probs, axis=1)}
 
-  export.export_saved_model(export_dir, {"classify": classify}, [plain])
-  logging.info("exported run %s to %s", cfg.name, export_dir)
+  card = runtime_flags.model_card(PROGRAM, run=cfg.name, data=FLAGS.dataset)
+  path = export.export_saved_model(export_dir, {"classify": classify}, [plain],
+                                   version=rt.export_version, card=card)
+  logging.info("exported run %s to %s", cfg.name, path)
 
 
 def _best_config(configs, records):
@@ -284,7 +302,9 @@ def main(argv):
                       rt.writer("summary"))
   flat = [{k: v for k, v in r.items() if k != "accuracy_matrix"} | {"accuracy_matrix":
           r["accuracy_matrix"]} for r in records]
-  results.write_results(FLAGS.workdir, PROGRAM, runtime_flags.flag_values(), flat, figs)
+  claim_list = claims(best)
+  results.write_results(FLAGS.workdir, PROGRAM, runtime_flags.flag_values(), flat, figs,
+                        claim_list)
   num_tasks = len(data.tasks)
   sections = [
       ("Setup", f"Data set `{FLAGS.dataset}`, tasks `{FLAGS.tasks}` ({len(data.train_x)} training "
@@ -306,7 +326,8 @@ def main(argv):
                      energy_table(records) + "\n\n![fisher energy](fisher_energy.png)"))
   sections.append(("Figures", "\n\n".join(f"![{p}]({p})" for p in figs
                                           if p != "fisher_energy.png")))
-  results.write_report(FLAGS.workdir, "R-EWC: rotated elastic weight consolidation", sections)
+  results.write_report(FLAGS.workdir, "R-EWC: rotated elastic weight consolidation", sections,
+                       claim_list)
   export_classifier(rt, _best_config(configs, records), data, FLAGS.export_dir)
 
 

@@ -524,11 +524,12 @@ def sampler(cfg, nets, seen, z_dim=128):
   return _sampler(cfg, nets, seen, z_dim)
 
 
-def export(cfg, nets, classes, export_dir, z_dim=128):
+def export(cfg, nets, classes, export_dir, z_dim=128, version=None, card=None):
   """Exports the generator (`transfer.export_generator`); with batch statistics, per-class
   statistics are calibrated first so the served model answers any batch, even one row."""
   moments = None
   if cfg.moments == "class":
     gan_nets.calibrate_class_moments(nets.generator, classes, seed=cfg.seed, z_dim=z_dim)
     moments = "calibrated"
-  return transfer.export_generator(nets.generator, nets.critic, export_dir, moments=moments)
+  return transfer.export_generator(nets.generator, nets.critic, export_dir, moments=moments,
+                                   version=version, card=card)

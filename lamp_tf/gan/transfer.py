@@ -81,8 +81,9 @@ def restore_run(run_dir):
 
 def load_pretrained(source):
   """{'generator': {path: array}, 'critic': {path: array}} from a run directory or SavedModel."""
-  if os.path.exists(os.path.join(source, "saved_model.pb")):
-    loaded = tf.saved_model.load(source)
+  saved = export.resolve(source)
+  if saved is not None:
+    loaded = tf.saved_model.load(saved)
     weights = {net: export.read_named_weights(loaded, net) for net in ("generator", "critic")}
     if any(w is None for w in weights.values()):
       raise ValueError(f"{source} is a SavedModel without lamp_tf's named weights: export it "
@@ -165,18 +166,30 @@ def freeze_critic_layers(critic, k):
   return [l.name for l in trunk[:k]]
 
 
-def export_generator(generator, critic, export_dir, moments=None):
+def export_generator(generator, critic, export_dir, moments=None, version=None, card=None):
   """SavedModel with `generate(z [N, z_dim] float32, label [N] int64) -> {"images"}` and both
   networks' weights by name in its `weights` attribute (so it can be a transfer source).
   `moments`: the generator's batch-norm statistics when serving (None: moving averages;
-  'calibrated': per-class statistics from `nets.gan.calibrate_class_moments`)."""
+  'calibrated': per-class statistics from `nets.gan.calibrate_class_moments`). The export goes
+  to `export_dir/<version>/` with a model card (`runtime.export`). It rejects labels outside
+  the generator's classes, a label count that differs from the noise rows and non-finite noise
+  with an InvalidArgumentError."""
   spec = [tf.TensorSpec([None, generator.z_dim], tf.float32, name="z"),
           tf.TensorSpec([None], tf.int64, name="label")]
 
   @tf.function(input_signature=spec)
   def generate(z, label):
-    return {"images": generator(z, label, training=False, moments=moments)}
+    checks = [tf.debugging.assert_equal(tf.shape(z)[0], tf.shape(label)[0],
+                                        message="z and label need the same number of rows"),
+              tf.debugging.assert_all_finite(z, "z must be finite")]
+    if generator.num_classes:
+      checks += [tf.debugging.assert_non_negative(label, message="labels must be >= 0"),
+                 tf.debugging.assert_less(label, tf.constant(generator.num_classes, tf.int64),
+                                          message=f"labels must be < {generator.num_classes} "
+                                                  "(the generator's classes)")]
+    with tf.control_dependencies(checks):
+      return {"images": tf.identity(generator(z, label, training=False, moments=moments))}
 
   weights = {"generator": named_weights(generator), "critic": named_weights(critic)}
   return export.export_saved_model(export_dir, {"generate": generate}, [generator, critic],
-                                   named_weights=weights)
+                                   named_weights=weights, version=version, card=card)

@@ -8,11 +8,17 @@ Serving's C++ loader), TF Serving. (A `tf.Module` wrapper of Keras 3 models save
 `tf.saved_model.save` loads in Python but fails in the graph-mode loader: "Could not find
 variable .../moving_mean".)
 
+Exports follow TF Serving's layout, `<model base path>/<integer version>/saved_model.pb`, each
+version with a `model_card.json` (program, flags, data, metrics, signatures with their input and
+output shapes and dtypes); a re-export adds a version unless one is pinned.
+
 Weights can also be exported by name (`named_weights`), e.g. so an exported GAN can be a
 transfer source: per network, the variables in the collection `<network>_weights` and their
 names, in the same order, in the string variable of `<network>_weight_names`; `read_named_weights`
 reads them back.
 """
+
+import os
 
 import keras
 import tensorflow as tf
@@ -20,19 +26,61 @@ import tensorflow as tf
 from lamp_tf.runtime import files
 
 
-def export_saved_model(export_dir, signatures, models, named_weights=None):
-  """Writes a SavedModel to `export_dir`, replacing any earlier export only once complete.
+def _spec(tensor_spec):
+  return {"shape": [None if d is None else int(d) for d in tensor_spec.shape],
+          "dtype": tensor_spec.dtype.name}
+
+
+def signature_card(signatures):
+  """{signature: {'inputs': {name: {shape, dtype}}, 'outputs': {...}}} of tf.functions."""
+  card = {}
+  for name, fn in signatures.items():
+    concrete = fn.get_concrete_function()
+    inputs = {spec.name: _spec(spec) for spec in concrete.structured_input_signature[0]}
+    outputs = {k: _spec(v) for k, v in concrete.structured_outputs.items()}
+    card[name] = {"inputs": inputs, "outputs": outputs}
+  return card
+
+
+def next_version(base_dir):
+  """The next integer version under a model base path (1 when there is none)."""
+  existing = [int(d) for d in os.listdir(base_dir) if d.isdigit()] if os.path.isdir(base_dir) \
+      else []
+  return max(existing, default=0) + 1
+
+
+def resolve(path):
+  """The SavedModel directory of `path`: itself when it holds saved_model.pb, else its highest
+  integer version (TF Serving's layout); None when there is neither."""
+  if os.path.exists(os.path.join(path, "saved_model.pb")):
+    return path
+  if os.path.isdir(path):
+    versions = sorted((int(d) for d in os.listdir(path) if d.isdigit()
+                       and os.path.exists(os.path.join(path, d, "saved_model.pb"))))
+    if versions:
+      return os.path.join(path, str(versions[-1]))
+  return None
+
+
+def export_saved_model(base_dir, signatures, models, named_weights=None, version=None,
+                       card=None):
+  """Writes a SavedModel to `base_dir/<version>/` (TF Serving's layout: a model base path
+  holding integer versions), the directory appearing only once complete, with a
+  `model_card.json` beside `saved_model.pb`.
 
   Args:
-    export_dir: target directory.
+    base_dir: the model base path (e.g. saved_models/<model name>).
     signatures: {signature name: tf.function with an input_signature returning a dict}. The
       first one is also exported as 'serving_default' unless one is called that.
     models: Keras models (or layers, or bare variables) whose variables the signatures use.
     named_weights: optional {network: {name: variable}} exported by name.
-  Returns export_dir.
+    version: the integer version; None: the next one after those in `base_dir`.
+    card: what the model card says besides the signatures (program, flags, data, metrics).
+  Returns the version directory.
   """
   if not signatures:
     raise ValueError("export needs at least one signature.")
+  version = next_version(base_dir) if not version else int(version)
   archive = keras.export.ExportArchive()
   loose = [m for m in models if isinstance(m, tf.Variable)]
   for model in models:
@@ -48,9 +96,14 @@ def export_saved_model(export_dir, signatures, models, named_weights=None):
     archive.add_variable_collection(f"{network}_weights", list(weights.values()))
     archive.add_variable_collection(f"{network}_weight_names",
                                     [tf.Variable(list(weights), trainable=False)])
-  with files.atomic_dir(export_dir) as tmp:
+  model_card = {**(card or {}), "version": version, "signatures": signature_card(signatures),
+                "serving_default": next(iter(signatures))
+                if "serving_default" not in signatures else "serving_default"}
+  target = os.path.join(base_dir, str(version))
+  with files.atomic_dir(target) as tmp:
     archive.write_out(tmp, verbose=False)
-  return export_dir
+    files.write_json(os.path.join(tmp, "model_card.json"), model_card)
+  return target
 
 
 def read_named_weights(loaded, network):

@@ -23,6 +23,8 @@ def define_runtime_flags(program):
                       "rerunning with the same workdir resumes.")
   flags.DEFINE_string("export_dir", os.path.join("saved_models", program),
                       "Where the trained model is exported as a SavedModel.")
+  flags.DEFINE_integer("export_version", 0, "Version directory of the export under --export_dir "
+                       "(TF Serving's layout); 0: the next integer.", lower_bound=0)
   flags.DEFINE_bool("export_only", False,
                     "Re-export from the latest checkpoint in --workdir without training.")
   flags.DEFINE_enum("strategy", "default", strategy_lib.STRATEGIES,
@@ -54,6 +56,7 @@ class Runtime:
   workdir: str
   export_dir: str
   export_only: bool = False
+  export_version: int = 0
   deterministic: bool = False
   precision: str = "float32"
   checkpoint_every: int = 500
@@ -90,12 +93,23 @@ def runtime_from_flags():
   precision.set_precision(FLAGS.precision)
   strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.cpu_devices)
   return Runtime(strategy=strategy, workdir=FLAGS.workdir, export_dir=FLAGS.export_dir,
-                 export_only=FLAGS.export_only, deterministic=FLAGS.deterministic,
+                 export_only=FLAGS.export_only, export_version=FLAGS.export_version,
+                 deterministic=FLAGS.deterministic,
                  precision=FLAGS.precision,
                  checkpoint_every=FLAGS.checkpoint_every, summary_every=FLAGS.summary_every,
                  steps_per_call=FLAGS.steps_per_call,
                  log_every_secs=FLAGS.log_every_secs, data_dir=FLAGS.data_dir,
                  download=FLAGS.download)
+
+
+def model_card(program, metrics=None, **extra):
+  """What an export's model_card.json says besides its signatures: the program, its flags, the
+  code version and the metric values of the exported run."""
+  from lamp_tf.runtime import results  # noqa: F401 (results imports nothing from here)
+  return {"program": program, "flags": {k: v for k, v in flag_values().items()
+                                        if isinstance(v, (int, float, str, bool, list))
+                                        or v is None},
+          "code_version": results.code_version(), "metrics": metrics or {}, **extra}
 
 
 def flag_values(names=None):

@@ -45,10 +45,27 @@ def save_record(run_dir, record):
   files.write_json(os.path.join(run_dir, RECORD), record)
 
 
-def write_results(workdir, program, flags, runs, figures=()):
+def claim(statement, evidence, holds):
+  """One claim of the talk tested by a run: the claim in a sentence, the numbers of this run
+  that test it, and whether it holds (computed from those numbers, never written by hand)."""
+  return {"claim": statement, "evidence": evidence, "holds": bool(holds)}
+
+
+def claims_table(claims, source=None):
+  """Markdown table of claims (with the experiment each comes from when `source` is given)."""
+  header = ["claim of the talk", "numbers from this run", "holds?"]
+  rows = [[c["claim"], c["evidence"], "holds" if c["holds"] else "does not hold"]
+          for c in claims]
+  if source is not None:
+    header.insert(2, "experiment")
+    rows = [r[:2] + [f"`{s}`"] + r[2:] for r, s in zip(rows, source)]
+  return markdown_table(header, rows)
+
+
+def write_results(workdir, program, flags, runs, figures=(), claims=()):
   """Writes results.json atomically; `figures` are paths relative to `workdir`."""
   results = {"program": program, "flags": dict(flags), "runs": list(runs),
-             "figures": list(figures)}
+             "figures": list(figures), "claims": list(claims)}
   files.write_json(os.path.join(workdir, RESULTS), results)
   return results
 
@@ -74,9 +91,12 @@ def markdown_table(header, rows):
   return "\n".join(lines)
 
 
-def write_report(workdir, title, sections):
-  """Writes REPORT.md: a title and (heading, Markdown body) sections."""
+def write_report(workdir, title, sections, claims=()):
+  """Writes REPORT.md: a title, the claims table (when there are claims) and (heading,
+  Markdown body) sections."""
   parts = [f"# {title}", ""]
+  if claims:
+    parts += ["## Claims", "", claims_table(claims), ""]
   for heading, body in sections:
     parts += [f"## {heading}", "", body.rstrip(), ""]
   files.write_text(os.path.join(workdir, REPORT), "\n".join(parts))

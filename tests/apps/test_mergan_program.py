@@ -43,6 +43,8 @@ def test_mergan_program(tmp_path):
                                      "tsne_task1.png"}
   for f in results["figures"]:
     assert (tmp_path / f).stat().st_size > 1000
-  out = subprocess.run([sys.executable, "-c", SERVE, str(tmp_path / "export")],
+  assert json.loads((tmp_path / "export" / "1" / "model_card.json").read_text())[
+      "signatures"]["generate"]["inputs"]["label"] == {"shape": [None], "dtype": "int64"}
+  out = subprocess.run([sys.executable, "-c", SERVE, str(tmp_path / "export" / "1")],
                        capture_output=True, text=True, timeout=300)
   assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]

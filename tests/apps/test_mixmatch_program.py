@@ -53,7 +53,7 @@ def test_mixmatch_program(tmp_path):
   assert "| method | mIoU % | global % | bed | books |" in report and " ± " in report
   for f in results["figures"]:
     assert (tmp_path / "w" / f).stat().st_size > 1000
-  out = subprocess.run([sys.executable, "-c", SERVE, str(tmp_path / "export")],
+  out = subprocess.run([sys.executable, "-c", SERVE, str(tmp_path / "export" / "1")],
                        capture_output=True, text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
   names = out.stdout.split()

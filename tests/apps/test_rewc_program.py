@@ -64,7 +64,7 @@ def test_results_records_and_report(workdir):
 def test_export_serves_in_fresh_process_with_the_recorded_accuracy(workdir, tmp_path):
   test = sources.load_examples("mnist5k", "test")
   np.save(tmp_path / "x.npy", test.images)
-  out = subprocess.run([sys.executable, "-c", SERVE, str(workdir / "export"),
+  out = subprocess.run([sys.executable, "-c", SERVE, str(workdir / "export" / "1"),
                         str(tmp_path / "x.npy"), str(tmp_path / "y.npy")], capture_output=True,
                        text=True, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
@@ -81,8 +81,11 @@ def test_rerun_reuses_finished_runs_and_export_only(workdir):
   out = _run(TINY + [f"--workdir={workdir}", f"--export_dir={workdir / 'export'}",
                      "--export_only"])
   assert out.returncode == 0, out.stderr[-3000:]
-  assert (workdir / "export" / "saved_model.pb").exists()
+  assert (workdir / "export" / "1" / "saved_model.pb").exists()
+  card = json.loads((workdir / "export" / "1" / "model_card.json").read_text())
+  assert card["program"] == "lamp-tf-rewc" and "classify" in card["signatures"]
   out = _run(TINY + [f"--workdir={workdir}", f"--export_dir={workdir / 'export'}"])
+  assert (workdir / "export" / "2" / "saved_model.pb").exists()  # a re-export adds a version
   assert out.returncode == 0, out.stderr[-3000:]
   assert "steps/s" not in out.stderr  # nothing was trained again
   assert json.loads((workdir / "results.json").read_text())["runs"] == json.loads(before)["runs"]

@@ -32,8 +32,8 @@ def trained(tmp_path_factory):
   rt = runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(workdir),
                              export_dir="", log_every_secs=1e9)
   model, _ = tiny_program.train(rt, 5)
-  export_dir = str(workdir / "saved_model")
-  tiny_program.export_model(model, export_dir)
+  export_dir = tiny_program.export_model(model, str(workdir / "saved_model"))
+  assert export_dir == str(workdir / "saved_model" / "1")  # TF Serving's layout
   return workdir, model, export_dir
 
 
@@ -64,13 +64,13 @@ def test_saved_model_cli_lists_signatures(trained):
 def test_export_only_reexports_latest_checkpoint(tmp_path):
   args = [f"--workdir={tmp_path}", f"--export_dir={tmp_path / 'sm'}", "--steps=6"]
   assert helpers.run_tiny(*args).returncode == 0
-  first = tf.saved_model.load(str(tmp_path / "sm"))
+  first = tf.saved_model.load(str(tmp_path / "sm" / "1"))
   x = tf.ones([2, tiny_program.INPUT])
   expected = first.signatures["predict"](x=x)["probabilities"].numpy()
   os.rename(tmp_path / "sm", tmp_path / "sm_old")
   out = helpers.run_tiny(*args, "--export_only")
   assert out.returncode == 0, out.stdout[-3000:]
-  again = tf.saved_model.load(str(tmp_path / "sm"))
+  again = tf.saved_model.load(str(tmp_path / "sm" / "1"))
   np.testing.assert_allclose(again.signatures["predict"](x=x)["probabilities"].numpy(), expected,
                              rtol=1e-6)
   out = helpers.run_tiny(f"--workdir={tmp_path / 'empty'}", "--export_only")
@@ -92,9 +92,28 @@ def test_failed_export_keeps_the_previous_one(tmp_path):
 
   with pytest.raises(RuntimeError):
     export.export_saved_model(str(tmp_path / "sm"), {"f": bad}, [v])
-  loaded = tf.saved_model.load(str(tmp_path / "sm"))
+  loaded = tf.saved_model.load(export.resolve(str(tmp_path / "sm")))
   assert float(loaded.signatures["f"](x=tf.constant(3.0))["y"]) == 6.0
-  assert sorted(os.listdir(tmp_path)) == ["sm"]
+  assert sorted(os.listdir(tmp_path)) == ["sm"] and sorted(os.listdir(tmp_path / "sm")) == ["1"]
+
+
+def test_exports_add_versions_with_a_model_card_unless_one_is_pinned(tmp_path):
+  v = tf.Variable(2.0)
+
+  @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+  def f(x):
+    return {"y": x * v}
+
+  base = str(tmp_path / "model")
+  assert export.export_saved_model(base, {"f": f}, [v], card={"program": "p"}).endswith("/1")
+  assert export.export_saved_model(base, {"f": f}, [v]).endswith("/2")
+  assert export.export_saved_model(base, {"f": f}, [v], version=7).endswith("/7")
+  assert export.export_saved_model(base, {"f": f}, [v], version=2).endswith("/2")  # replaced
+  assert sorted(os.listdir(base)) == ["1", "2", "7"] and export.resolve(base).endswith("/7")
+  card = json.loads((tmp_path / "model" / "1" / "model_card.json").read_text())
+  assert card["program"] == "p" and card["version"] == 1
+  assert card["signatures"]["f"]["inputs"]["x"] == {"shape": [None, 3], "dtype": "float32"}
+  assert card["signatures"]["f"]["outputs"]["y"]["dtype"] == "float32"
 
 
 def _cli_run(export_dir, signature, inputs, tmp_path):
@@ -129,12 +148,45 @@ def test_a_generator_export_serves_in_saved_model_cli_and_is_a_transfer_source(t
   keras.utils.set_random_seed(0)
   g, d = gan_nets.make_gan("dcgan", num_classes=3, g_width=16, d_width=8)
   gan_nets.calibrate_class_moments(g, [0, 1, 2], samples=64)
-  transfer.export_generator(g, d, str(tmp_path / "gen"), moments="calibrated")
+  path = transfer.export_generator(g, d, str(tmp_path / "gen"), moments="calibrated")
   z = np.random.default_rng(2).normal(size=[2, 128]).astype(np.float32)
   label = np.array([0, 2], np.int64)
-  out = _cli_run(str(tmp_path / "gen"), "generate", {"z": z, "label": label}, tmp_path)
+  out = _cli_run(path, "generate", {"z": z, "label": label}, tmp_path)
   np.testing.assert_allclose(out["images"], g(z, label, moments="calibrated").numpy(),
                              atol=1e-5)
   weights = transfer.load_pretrained(str(tmp_path / "gen"))
   assert set(weights) == {"generator", "critic"}
   np.testing.assert_array_equal(weights["generator"]["fc/kernel"], g.get_layer("fc").kernel)
+
+
+REJECT = """
+import sys, numpy as np, tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+gen = m.signatures['generate']
+z = tf.zeros([2, 128])
+cases = {'label out of range': (z, tf.constant([0, 3], tf.int64)),
+         'negative label': (z, tf.constant([-1, 0], tf.int64)),
+         'label count': (z, tf.constant([0], tf.int64)),
+         'nan noise': (tf.fill([2, 128], float('nan')), tf.constant([0, 1], tf.int64)),
+         'wrong z width': (tf.zeros([2, 64]), tf.constant([0, 1], tf.int64))}
+for name, (zz, ll) in cases.items():
+  try:
+    gen(z=zz, label=ll)
+    print(name, 'ANSWERED')
+  except (tf.errors.InvalidArgumentError, ValueError, TypeError) as e:
+    print(name, 'rejected:', type(e).__name__)
+"""
+
+
+def test_a_served_generator_rejects_bad_requests(tmp_path):
+  import keras
+  from lamp_tf.gan import transfer
+  from lamp_tf.nets import gan as gan_nets
+  keras.utils.set_random_seed(0)
+  g, d = gan_nets.make_gan("dcgan", num_classes=3, g_width=16, d_width=8)
+  path = transfer.export_generator(g, d, str(tmp_path / "gen"))
+  out = subprocess.run([sys.executable, "-c", REJECT, path], capture_output=True, text=True,
+                       timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert out.returncode == 0, out.stderr[-3000:]
+  lines = out.stdout.strip().splitlines()
+  assert len(lines) == 5 and all("rejected" in line for line in lines), out.stdout

@@ -72,7 +72,7 @@ def export_model(model, export_dir):
   @tf.function(input_signature=[tf.TensorSpec([None, INPUT], tf.float32, name="x")])
   def predict(x):
     return {"probabilities": tf.nn.softmax(model(x, training=False))}
-  export.export_saved_model(export_dir, {"predict": predict}, [model])
+  return export.export_saved_model(export_dir, {"predict": predict}, [model])
 
 
 def define_flags():
