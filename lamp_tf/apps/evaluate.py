@@ -67,7 +67,7 @@ def main(argv):
   train = gan_data.load_gan_data(FLAGS.dataset, "train", resolution, channels, FLAGS.data_dir,
                                  FLAGS.download)
   classifier = features_lib.DomainClassifier.train_or_load(
-      os.path.join(FLAGS.workdir, "domain_classifier"), train.images, train.labels,
+      features_lib.cache_dir(), train.images, train.labels,
       real.images, real.labels, train.num_classes, steps=FLAGS.classifier_steps)
   extractor = (features_lib.InceptionFeatures(FLAGS.inception_weights)
                if FLAGS.inception_weights else classifier)

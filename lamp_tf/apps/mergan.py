@@ -289,7 +289,7 @@ def main(argv):
     return
 
   classifier = features_lib.DomainClassifier.train_or_load(
-      os.path.join(FLAGS.workdir, "domain_classifier"), train.images, train.labels, test.images,
+      features_lib.cache_dir(), train.images, train.labels, test.images,
       test.labels, train.num_classes, steps=FLAGS.classifier_steps)
   evaluator = seen_classes.SeenClassesEvaluator(
       classifier, test.images, test.labels, train.num_classes,

@@ -384,7 +384,7 @@ def run_recolouring(rt, seed):
   test_x = np.concatenate([colours.recolour(test_items.images[i:i + 1], colours.NAMES[c])
                            for i, c in enumerate(test_colour)])
   classifier = features_lib.DomainClassifier.train_or_load(
-      os.path.join(FLAGS.workdir, "colour_classifier"), recolour.to_model(np.concatenate(domains)),
+      features_lib.cache_dir(), recolour.to_model(np.concatenate(domains)),
       labels, recolour.to_model(test_x), test_colour, len(colours.NAMES), steps=600)
   scores = evaluate.recolouring_scores(model, classifier, test_items.images[1100:], pairs)
   scores["colour_classifier_test_accuracy"] = classifier.test_accuracy

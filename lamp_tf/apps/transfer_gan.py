@@ -129,7 +129,7 @@ def make_evaluator(target_test, target_train):
   else:
     extractor = None
   classifier = features_lib.DomainClassifier.train_or_load(
-      os.path.join(FLAGS.workdir, "domain_classifier"), target_train.images, target_train.labels,
+      features_lib.cache_dir(), target_train.images, target_train.labels,
       target_test.images, target_test.labels, target_train.num_classes,
       steps=FLAGS.classifier_steps)
   return gan_eval.GANEvaluator(target_test.images, target_test.labels, extractor or classifier,

@@ -37,6 +37,15 @@ def classifier_model(image_shape, num_classes, width=16):
   return keras.Model(x, [logits, features], name="domain_classifier")
 
 
+def cache_dir():
+  """Where trained real-data classifiers are cached, shared by every program and rerun:
+  $LAMP_TF_CACHE/classifiers (default ~/.cache/lamp_tf/classifiers). Entries are keyed by
+  their training data and settings (`DomainClassifier.cache_key`), so sharing is safe."""
+  root = os.environ.get("LAMP_TF_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                         "lamp_tf")
+  return os.path.join(root, "classifiers")
+
+
 class DomainClassifier:
   """A classifier of real images of one domain; features for FID/KID and accuracy of samples."""
 

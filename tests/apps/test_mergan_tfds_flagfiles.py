@@ -1,4 +1,4 @@
-"""The SVHN and LSUN flag files (TFDS names, 64x64 ResNets) run under tfds.testing.mock_data."""
+"""The SVHN and LSUN flag files (TFDS names; LSUN with 64x64 ResNets) run under tfds.testing.mock_data."""
 
 import json
 import os
@@ -17,13 +17,14 @@ from lamp_tf.apps import mergan
 with tfds.testing.mock_data(num_examples=24):
   app.run(mergan.main, argv=sys.argv)
 """
-TINY = ["--methods=ra", "--tasks=0/1", "--iterations=1", "--batch_size=4", "--n_critic=1", "--g_width=4",
+TINY = ["--methods=ra", "--tasks=0/1", "--first_task_iterations=1", "--iterations=1", "--batch_size=4", "--n_critic=1", "--g_width=4",
         "--d_width=4", "--eval_samples=2", "--reverse_steps=1", "--classifier_steps=2",
         "--tsne_samples=12", "--log_every_secs=1000"]
 
 
-@pytest.mark.parametrize("flagfile,classes", [("mergan_svhn.cfg", 10), ("mergan_lsun.cfg", 4)])
-def test_flag_file_runs_on_mock_data(flagfile, classes, tmp_path):
+@pytest.mark.parametrize("flagfile,classes,architecture,resolution",
+                         [("mergan_svhn.cfg", 10, "dcgan", 32), ("mergan_lsun.cfg", 4, "resnet", 64)])
+def test_flag_file_runs_on_mock_data(flagfile, classes, architecture, resolution, tmp_path):
   # Two of the file's tasks keep this a test; its data set, networks and resolution are kept.
   out = subprocess.run(
       [sys.executable, "-c", DRIVER, f"--flagfile={os.path.join(REPO_ROOT, 'flags', flagfile)}",
@@ -34,4 +35,4 @@ def test_flag_file_runs_on_mock_data(flagfile, classes, tmp_path):
   record = json.loads((tmp_path / "w" / "results.json").read_text())["runs"][0]
   assert record["num_tasks"] == 2 and len(record["accuracy_matrix"][0]) == classes
   flags = json.loads((tmp_path / "w" / "results.json").read_text())["flags"]
-  assert flags["architecture"] == "resnet" and flags["resolution"] == 64
+  assert flags["architecture"] == architecture and flags["resolution"] == resolution

@@ -15,9 +15,11 @@ from lamp_tf.runtime.summary import MetricWriter
 def test_results_shape_and_numpy_values(tmp_path):
   runs = [{"method": "ewc", "lambda": 100.0, "seed": np.int64(1), "acc": np.float32(0.5),
            "task_accuracy": np.array([0.25, 0.75])}]
-  results.write_results(str(tmp_path), "prog", {"lr": 1e-3}, runs, ["fig.png"])
+  claims = [results.claim("EWC keeps task 1", "acc 0.5", np.bool_(True))]
+  results.write_results(str(tmp_path), "prog", {"lr": 1e-3}, runs, ["fig.png"], claims)
   data = json.loads((tmp_path / "results.json").read_text())
-  assert set(data) == {"program", "flags", "runs", "figures"}
+  assert set(data) == {"program", "flags", "runs", "figures", "claims"}
+  assert data["claims"] == [{"claim": "EWC keeps task 1", "evidence": "acc 0.5", "holds": True}]
   assert data["runs"] == [{"method": "ewc", "lambda": 100.0, "seed": 1, "acc": 0.5,
                            "task_accuracy": [0.25, 0.75]}]
 

@@ -67,7 +67,7 @@ def test_multi_worker_two_processes_end_identical(tmp_path):
   # Only the chief keeps checkpoints and exports; the other worker's scratch copy is gone.
   assert tf.train.latest_checkpoint(str(tmp_path / "train" / "checkpoints")).endswith("ckpt-8")
   assert not os.path.exists(tmp_path / "train" / "checkpoints" / ".worker1")
-  assert os.path.exists(tmp_path / "export" / "saved_model.pb")
+  assert os.path.exists(tmp_path / "export" / "1" / "saved_model.pb")
 
 
 def test_multi_worker_without_tf_config_says_what_is_missing(monkeypatch):
