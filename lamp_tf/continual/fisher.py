@@ -5,8 +5,9 @@ F_i = E_{(x, y) ~ data} [(d log p(y|x) / d theta_i)^2]     (empirical Fisher, an
 
 Per-example gradients are exact and batched, never the square of a mini-batch mean gradient
 (which is not the Fisher) and never a Python loop over examples:
-- for Sequential models whose trainable layers are Dense, Conv2D or their R-EWC rotated forms,
-  one forward pass records every layer's input `a` and one backward pass of the summed
+- for Sequential models whose trainable layers are Dense, Conv2D or their R-EWC rotated forms
+  (without a built-in non-linear activation: the recorded output gradient must be the
+  pre-activation one), one forward pass records every layer's input `a` and one backward pass of the summed
   log-likelihood gives every example's output gradient `g` (examples are independent); a layer
   linear in its kernel has per-example gradient a_i^T g_i (summed over positions for a
   convolution, via im2col patches), so squares are sums of outer products;
@@ -40,11 +41,19 @@ def sample_labels(model, images, seed, class_mask=None):
   return tf.random.stateless_categorical(logits, 1, seed=seed, dtype=tf.int64)[:, 0]
 
 
+def _linear_output(layer):
+  """True when the layer's output is its affine map (no built-in non-linear activation, as in
+  Dense(16, activation="relu")), so the gradient recorded at its output is the one at a_i^T W."""
+  return getattr(layer, "activation", None) in (None, keras.activations.linear)
+
+
 def layerwise_supported(model):
   """True when every trainable layer of a Sequential model has a closed-form per-example
-  gradient here."""
+  gradient here: Dense, Conv2D or their rotated forms without a built-in non-linear activation
+  (an activation as its own layer is fine)."""
   return isinstance(model, keras.Sequential) and all(
-      isinstance(l, LINEAR) or not l.trainable_weights for l in model.layers)
+      (isinstance(l, LINEAR) and _linear_output(l)) or not l.trainable_weights
+      for l in model.layers)
 
 
 def record(model, x, names, class_mask, labels=None, seed=None):

@@ -345,7 +345,7 @@ def _train_solver(nets, cfg, images, labels, old_classes, seed, z_dim):
     step(*next(batches), tf.constant([seed, i], tf.int64))
 
 
-def _sampler(cfg, nets, seen, z_dim):
+def sampler(cfg, nets, seen, z_dim=128):
   """generate(labels, seed) -> images for the evaluator."""
   if cfg.method == "dgr":
     return lambda labels, seed: dgr_generate(nets.generator, nets.solver, labels, seed, seen,
@@ -361,7 +361,7 @@ def class_grid(cfg, nets, seen, grid_z, z_dim):
   num_classes = grid_z.shape[0]
   grid = None
   if cfg.method == "dgr":  # no class input: rejection-sampled samples of each seen class
-    images = _sampler(cfg, nets, seen, z_dim)(np.asarray(seen), cfg.seed)
+    images = sampler(cfg, nets, seen, z_dim)(np.asarray(seen), cfg.seed)
   else:
     images = np.stack([_sample(nets.generator, tf.constant(grid_z[c], tf.float32),
                                tf.fill([grid_z.shape[1]], tf.constant(c, tf.int64)),
@@ -470,7 +470,7 @@ def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z, 
     if cfg.method == "dgr":
       _train_solver(nets, cfg, images[idx], labels[idx], old, cfg.seed * 1000 + t, z_dim)
     wall.assign_add(time.monotonic() - t0)
-    result = evaluator(_sampler(cfg, nets, seen, z_dim), seen, reverse=True)
+    result = evaluator(sampler(cfg, nets, seen, z_dim), seen, reverse=True)
     result["task"] = t + 1
     evals.append(result)
     grid = class_grid(cfg, nets, seen, grid_z, z_dim)
@@ -517,11 +517,6 @@ def restore_networks(rt, cfg, gan_config, image_shape, num_tasks, run_dir):
   if not state.restore(partial=True):
     raise FileNotFoundError(f"{run_dir} has no checkpoint: train it first.")
   return nets
-
-
-def sampler(cfg, nets, seen, z_dim=128):
-  """generate(labels, seed) -> images of the run's final networks."""
-  return _sampler(cfg, nets, seen, z_dim)
 
 
 def export(cfg, nets, classes, export_dir, z_dim=128, version=None, card=None):

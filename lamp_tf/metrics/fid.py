@@ -5,6 +5,8 @@ by the project on the target domain, reported as "FID (classifier features)"; In
 when its weights are given. Numbers from different extractors are not comparable.
 """
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 
@@ -18,10 +20,13 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
   """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) between two Gaussians."""
   mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
   sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
-  covmean, _ = scipy.linalg.sqrtm(sigma1 @ sigma2, disp=False)
-  if not np.isfinite(covmean).all():  # singular product: regularise (as the reference FID does)
-    offset = np.eye(len(sigma1)) * 1e-6
-    covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+  # sqrtm without `disp` (removed in SciPy 1.18): one array on every SciPy version.
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():  # singular product: regularise (as the reference FID)
+      offset = np.eye(len(sigma1)) * 1e-6
+      covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
   covmean = covmean.real
   diff = mu1 - mu2
   return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))

@@ -44,6 +44,21 @@ def test_true_fisher_matches_per_example_loop(lenet_and_images, mask):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-12 + 1e-5 * np.abs(b).max())
 
 
+def test_layers_with_built_in_activations_match_the_loop():
+  # Dense/Conv2D with activation="relu"/"tanh" inside the layer: the gradient at the layer's
+  # output is not the pre-activation one, so the closed form would be wrong there.
+  keras.utils.set_random_seed(1)
+  model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu"),
+                            keras.layers.Flatten(), keras.layers.Dense(16, activation="tanh"),
+                            keras.layers.Dense(5)])
+  assert not fisher.layerwise_supported(model)
+  images = np.random.default_rng(0).normal(size=(12, 8, 8, 1)).astype(np.float32)
+  labels = np.arange(12) % 5
+  batched = fisher.diagonal_fisher(model, images, labels, kind="empirical", batch_size=5)
+  for a, b in zip(batched, _naive(model, images, labels, None)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-12 + 1e-5 * np.abs(b).max())
+
+
 def test_empirical_fisher_matches_and_is_not_the_squared_mean_gradient(lenet_and_images):
   model, images, labels = lenet_and_images
   batched = fisher.diagonal_fisher(model, images, labels, kind="empirical", batch_size=7)

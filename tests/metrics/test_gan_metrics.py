@@ -17,6 +17,24 @@ def test_frechet_distance_closed_form_for_commuting_covariances():
   assert fid.frechet_distance(m1, s1, m1, s1) == pytest.approx(0.0, abs=1e-9)
 
 
+def test_frechet_distance_works_with_scipy_1_18_sqrtm(monkeypatch):
+  # SciPy 1.18 removes sqrtm's `disp` argument; a call passing it raises TypeError there.
+  real_sqrtm = fid.scipy.linalg.sqrtm
+
+  def sqrtm_1_18(a, *, blocksize=64):
+    return real_sqrtm(a)
+
+  m1, m2 = np.array([0.0, 1.0]), np.array([1.0, 1.0])
+  s1, s2 = np.diag([1.0, 4.0]), np.diag([4.0, 1.0])
+  monkeypatch.setattr(fid.scipy.linalg, "sqrtm", sqrtm_1_18)
+  # Diagonal covariances: Tr(S1 + S2 - 2 sqrt(S1 S2)) = sum (sqrt(a) - sqrt(b))^2.
+  expected = 1.0 + (1.0 - 2.0) ** 2 + (2.0 - 1.0) ** 2
+  assert fid.frechet_distance(m1, s1, m2, s2) == pytest.approx(expected, rel=1e-9)
+  # A singular product takes the regularised path, also without `disp`.
+  assert fid.frechet_distance(m1, np.zeros((2, 2)), m1, np.zeros((2, 2))) == \
+      pytest.approx(0.0, abs=1e-5)
+
+
 def test_fid_of_samples_approaches_the_closed_form():
   rng = np.random.default_rng(1)
   a = rng.normal(0.0, 1.0, [20000, 3])
