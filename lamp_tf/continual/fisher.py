@@ -7,10 +7,10 @@ Per-example gradients are exact and batched, never the square of a mini-batch me
 (which is not the Fisher) and never a Python loop over examples:
 - for Sequential models whose trainable layers are Dense, Conv2D or their R-EWC rotated forms
   (without a built-in non-linear activation: the recorded output gradient must be the
-  pre-activation one), one forward pass records every layer's input `a` and one backward pass of the summed
-  log-likelihood gives every example's output gradient `g` (examples are independent); a layer
-  linear in its kernel has per-example gradient a_i^T g_i (summed over positions for a
-  convolution, via im2col patches), so squares are sums of outer products;
+  pre-activation one), one forward pass records every layer's input `a` and one backward pass
+  of the summed log-likelihood gives every example's output gradient `g` (examples are
+  independent); a layer linear in its kernel has per-example gradient a_i^T g_i (summed over
+  positions for a convolution, via im2col patches), so squares are sums of outer products;
 - any other model falls back to `GradientTape.jacobian` (vectorised with pfor), which is exact
   but several times slower on CPU for convolutions.
 `class_mask` restricts p(y|x) to some classes (the classes a task trains on): the logits of the

@@ -88,8 +88,25 @@ class Runtime:
                 log_every_secs=self.log_every_secs, steps_per_call=self.steps_per_call)
 
 
+def check_writable_dir(flag, path):
+  """Raises UsageError when `path` cannot be (or become) a writable directory, without
+  creating anything."""
+  if not path:
+    return
+  probe = os.path.abspath(path)
+  while not os.path.exists(probe):
+    probe = os.path.dirname(probe)
+  if not os.path.isdir(probe):
+    raise app.UsageError(f"--{flag}={path}: {probe} is a file, not a directory; choose another "
+                         "path.")
+  if not os.access(probe, os.W_OK | os.X_OK):
+    raise app.UsageError(f"--{flag}={path}: {probe} is not writable; choose another path.")
+
+
 def runtime_from_flags():
   """Builds the strategy and the Runtime from the parsed flags; sets the dtype policy."""
+  check_writable_dir("workdir", FLAGS.workdir)
+  check_writable_dir("export_dir", FLAGS.export_dir)
   precision.set_precision(FLAGS.precision)
   strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.cpu_devices)
   return Runtime(strategy=strategy, workdir=FLAGS.workdir, export_dir=FLAGS.export_dir,
@@ -144,10 +161,47 @@ def floats(values, flag, minimum=None):
   return out
 
 
+TRACEBACK_ENV = "LAMP_TF_TRACEBACK"
+
+
+def _one_line(error):
+  text = " ".join(str(getattr(error, "message", None) or error).split())
+  return text if len(text) <= 400 else text[:397] + "..."
+
+
+def error_boundary(main):
+  """`main` with the program's error boundary: an error from input the user controls (a bad
+  value, a missing or damaged file, an unusable directory) ends the program with one line on
+  stderr and exit code 2 (bad values: ValueError, the library's UnknownDataError) or 1 (files,
+  the run itself); anything else ends it with one line asking for a bug report. The full
+  traceback is shown with --verbosity=1 or LAMP_TF_TRACEBACK=1."""
+  import tensorflow as tf  # noqa: PLC0415 (kept out of flag parsing)
+
+  def wrapped(argv):
+    try:
+      return main(argv)
+    except (app.UsageError, KeyboardInterrupt, SystemExit):
+      raise
+    except Exception as e:  # noqa: BLE001 (this is the boundary)
+      if os.environ.get(TRACEBACK_ENV) == "1" or FLAGS["verbosity"].value >= 1:
+        raise
+      if isinstance(e, (OSError, tf.errors.OpError, FloatingPointError)):
+        kind, code = "error", 1
+      elif isinstance(e, ValueError):
+        kind, code = "error", 2
+      else:
+        kind, code = f"internal error ({type(e).__name__}; please report it)", 1
+      sys.stderr.write(f"{os.path.basename(sys.argv[0])}: {kind}: {_one_line(e)}\n"
+                       f"(the full traceback: {TRACEBACK_ENV}=1 or --verbosity=1)\n")
+      sys.exit(code)
+
+  return wrapped
+
+
 def run_program(main, module_name):
-  """`app.run(main)` for a program module; its key flags (its own and those it adopts) are
-  also registered for the running script, so `--helpshort` lists them when the program starts
-  from a console-script wrapper (absl looks them up by sys.argv[0])."""
+  """`app.run(main)` for a program module, inside its `error_boundary`; its key flags (its own
+  and those it adopts) are also registered for the running script, so `--helpshort` lists them
+  when the program starts from a console-script wrapper (absl looks them up by sys.argv[0])."""
   for flag in FLAGS.get_key_flags_for_module(module_name):
     FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-  app.run(main)
+  app.run(error_boundary(main))

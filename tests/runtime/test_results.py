@@ -24,6 +24,11 @@ def test_results_shape_and_numpy_values(tmp_path):
                            "task_accuracy": [0.25, 0.75]}]
 
 
+def test_mean_std_over_seeds():
+  assert results.mean_std([0.25, 0.75], scale=100) == "50.00 ± 25.00"  # population std
+  assert results.mean_std([0.5], scale=100, digits=1) == "50.0"
+
+
 def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path):
   path = tmp_path / "results.json"
   files.write_json(str(path), {"a": 1})

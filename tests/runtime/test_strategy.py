@@ -2,7 +2,9 @@
 
 import json
 import os
+import shutil
 import socket
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -47,16 +49,35 @@ def _free_ports(n):
   return ports
 
 
+def _start_workers(workdir):
+  """Two workers on free ports, started again on new ports (up to 3 times) when a port was
+  taken by another process between picking it and a worker binding it; a worker that fails
+  stops the other (which would wait for it)."""
+  for _ in range(3):
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    procs = []
+    for i in range(2):
+      tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
+      procs.append(helpers.start_tiny(
+          "--strategy=multi_worker", "--steps=8", f"--workdir={workdir}",
+          f"--export_dir={workdir / 'export'}", "--checkpoint_every=4",
+          env={"TF_CONFIG": tf_config}))
+    deadline = time.monotonic() + 300
+    while (time.monotonic() < deadline and any(p.poll() is None for p in procs)
+           and not any(p.poll() for p in procs)):
+      time.sleep(0.5)
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+    outputs = [p.communicate()[0] for p in procs]
+    if not any("Could not start gRPC server" in out for out in outputs):
+      break
+    shutil.rmtree(workdir, ignore_errors=True)
+  return procs, outputs
+
+
 def test_multi_worker_two_processes_end_identical(tmp_path):
-  cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
-  procs = []
-  for i in range(2):
-    tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})
-    procs.append(helpers.start_tiny(
-        "--strategy=multi_worker", "--steps=8", f"--workdir={tmp_path}",
-        f"--export_dir={tmp_path / 'export'}", "--checkpoint_every=4",
-        env={"TF_CONFIG": tf_config}))
-  outputs = [p.communicate(timeout=300)[0] for p in procs]
+  procs, outputs = _start_workers(tmp_path)
   for p, out in zip(procs, outputs):
     assert p.returncode == 0, out[-3000:]
   w0 = np.load(tmp_path / "weights_worker0.npz")
