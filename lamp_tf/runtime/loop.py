@@ -23,6 +23,10 @@ class NonFiniteLossError(FloatingPointError):
   """A loss became NaN or infinite; the last good checkpoint is kept."""
 
 
+class DamagedCheckpointError(OSError):
+  """No checkpoint of a run directory can be read; the message says how to start over."""
+
+
 class TrainState:
   """Checkpointed state of one training run.
 
@@ -59,20 +63,51 @@ class TrainState:
                          "lists or dicts; assign each layer to its own attribute.")
 
   def restore(self, partial=False):
-    """Restores the latest checkpoint of `directory`; returns True when there was one.
+    """Restores the latest readable checkpoint of `directory`; returns True when there was one.
 
-    Every object of this state must be in the checkpoint; with `partial` the checkpoint may hold
-    more (e.g. restoring only the model of a training checkpoint for export).
+    A damaged (truncated, unreadable) checkpoint is skipped with a warning for the one before it
+    (the manager keeps `max_to_keep`); when none is readable this raises DamagedCheckpointError
+    naming the directory. Every object of this state must be in the checkpoint; with `partial`
+    the checkpoint may hold more (e.g. restoring only the model of a training checkpoint).
     """
-    latest = tf.train.latest_checkpoint(self.directory)
-    if latest is None:
+    candidates = self._checkpoints()
+    if not candidates:
       return False
-    status = self.checkpoint.restore(latest)
-    status.assert_existing_objects_matched()
-    if partial:
-      status.expect_partial()
-    logging.info("restored %s (step %d, task %d)", latest, int(self.step), int(self.task))
-    return True
+    for path in candidates:
+      try:
+        status = self.checkpoint.restore(path)
+      except (tf.errors.OpError, ValueError, IndexError) as e:  # IndexError: truncated data
+        logging.warning("checkpoint %s is damaged or unreadable (%s); trying the one before it.",
+                        path, str(e).strip().splitlines()[0][:200])
+        continue
+      status.assert_existing_objects_matched()
+      if partial:
+        status.expect_partial()
+      logging.info("restored %s (step %d, task %d)", path, int(self.step), int(self.task))
+      return True
+    tried = ", ".join(os.path.basename(p) for p in candidates)
+    raise DamagedCheckpointError(
+        f"no readable checkpoint in {self.directory} (tried {tried}): the files are damaged; "
+        "delete that directory to train this run again from the start.")
+
+  def _checkpoints(self):
+    """Checkpoint prefixes in `directory`, newest first: those the manager's index lists, and any
+    other complete one (an index file) when the index itself is missing or damaged."""
+    listed = []
+    try:
+      state = tf.train.get_checkpoint_state(self.directory)
+      listed = list(state.all_model_checkpoint_paths) if state else []
+    except (tf.errors.OpError, ValueError):  # a damaged 'checkpoint' index file
+      pass
+    found = [p[:-len(".index")] for p in tf.io.gfile.glob(os.path.join(self.directory,
+                                                                       "*.index"))]
+    paths = {os.path.join(self.directory, os.path.basename(p)) for p in listed + found}
+
+    def number(path):
+      tail = path.rsplit("-", 1)[-1]
+      return int(tail) if tail.isdigit() else -1
+
+    return sorted(paths, key=number, reverse=True)
 
   def _check_finite(self):
     """Models, optimisers and modules must be finite; bare variables (e.g. an accuracy matrix

@@ -82,6 +82,35 @@ def test_restore_continues_the_random_sequence(tmp_path):
   np.testing.assert_array_equal(fresh.rng.make_seeds(1).numpy(), expected)
 
 
+def _truncate(prefix):
+  for data in glob.glob(prefix + ".data-*"):
+    with open(data, "r+b") as f:
+      f.truncate(3)
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_one_before_then_refuses_clearly(tmp_path):
+  def state_with(value):
+    module = tf.Module()
+    module.v = tf.Variable(value)
+    return module, loop.TrainState(str(tmp_path), seed=0, weights=module)
+
+  module, state = state_with([1.0, 2.0])
+  state.step.assign(4)
+  state.save()
+  module.v.assign([3.0, 4.0])
+  state.step.assign(8)
+  state.save()
+  _truncate(str(tmp_path / "ckpt-8"))
+  module, fresh = state_with([0.0, 0.0])
+  assert fresh.restore()
+  assert int(fresh.step) == 4
+  np.testing.assert_array_equal(module.v.numpy(), [1.0, 2.0])
+  _truncate(str(tmp_path / "ckpt-4"))
+  (tmp_path / "checkpoint").write_text("garbage {")  # a damaged index too
+  with pytest.raises(loop.DamagedCheckpointError, match=r"ckpt-8, ckpt-4.*delete that directory"):
+    state_with([0.0, 0.0])[1].restore()
+
+
 def test_loop_writes_summaries_and_progress(tmp_path, caplog):
   absl_logging.set_verbosity(absl_logging.INFO)
   caplog.set_level("INFO")
