@@ -7,6 +7,7 @@ import dataclasses
 import os
 import sys
 
+import tensorflow as tf
 from absl import app, flags
 
 from lamp_tf.runtime import precision, seeds, strategy as strategy_lib
@@ -175,8 +176,6 @@ def error_boundary(main):
   stderr and exit code 2 (bad values: ValueError, the library's UnknownDataError) or 1 (files,
   the run itself); anything else ends it with one line asking for a bug report. The full
   traceback is shown with --verbosity=1 or LAMP_TF_TRACEBACK=1."""
-  import tensorflow as tf  # noqa: PLC0415 (kept out of flag parsing)
-
   def wrapped(argv):
     try:
       return main(argv)

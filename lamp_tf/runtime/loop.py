@@ -76,7 +76,7 @@ class TrainState:
     for path in candidates:
       try:
         status = self.checkpoint.restore(path)
-      except (tf.errors.OpError, ValueError, IndexError) as e:  # IndexError: truncated data
+      except (tf.errors.OpError, IndexError) as e:  # IndexError: a truncated data file
         logging.warning("checkpoint %s is damaged or unreadable (%s); trying the one before it.",
                         path, str(e).strip().splitlines()[0][:200])
         continue
