@@ -118,6 +118,7 @@ def _embed_report(text, subdir):
 def main(argv):
   del argv
   experiments = _selected()
+  files.lock_dir(FLAGS.workdir)
   sections, runs, figures, claims, claim_sources = [], [], [], [], []
   status = Status(sum(e.expected_s.get(FLAGS.preset, 0) for e in experiments))
   if not experiments:

@@ -98,7 +98,7 @@ def run_configs():
                 fisher_batch_size=FLAGS.fisher_batch_size, loss=FLAGS.loss,
                 loss_classes=FLAGS.loss_classes)
   configs = []
-  for seed in runtime_flags.ints(FLAGS.seeds, "seeds"):
+  for seed in runtime_flags.ints(FLAGS.seeds, "seeds", minimum=0):
     if "ft" in methods:
       configs.append(sequential.RunConfig(method="ft", lam=0.0, seed=seed, **common))
     for lam in runtime_flags.floats(FLAGS.lambdas, "lambdas", minimum=0.0):
@@ -272,7 +272,12 @@ def main(argv):
     path = os.path.join(FLAGS.workdir, results.RESULTS)
     if not os.path.exists(path):
       raise app.UsageError(f"--export_only: {path} is missing; train first.")
+    results.files.read_json(path)  # a damaged results.json is named, not skipped
     records = [results.load_record(os.path.join(FLAGS.workdir, "runs", c.name)) for c in configs]
+    missing = [c.name for c, r in zip(configs, records) if r is None]
+    if missing:
+      raise app.UsageError(f"--export_only: runs {missing} of these flags have not finished in "
+                           f"{FLAGS.workdir}; train first (drop --export_only).")
     export_classifier(rt, _best_config(configs, records), data, FLAGS.export_dir)
     return
 

@@ -86,12 +86,12 @@ def planned_runs():
     raise app.UsageError(f"--configs: unknown {sorted(bad)}; choose from {list(transfer.CONFIGS)}.")
   if not FLAGS.sources:
     raise app.UsageError("--sources: give at least one source.")
-  seeds, main, first = runtime_flags.ints(FLAGS.seeds, "seeds"), FLAGS.main_size, FLAGS.sources[0]
+  seeds, main, first = runtime_flags.ints(FLAGS.seeds, "seeds", minimum=0), FLAGS.main_size, FLAGS.sources[0]
   plan = {}
   if "configs" in FLAGS.experiments:
     plan["configs"] = [Run(first, c, main, s) for s in seeds for c in FLAGS.configs]
   if "limited" in FLAGS.experiments:
-    sizes = runtime_flags.ints(FLAGS.target_sizes, "target_sizes")
+    sizes = runtime_flags.ints(FLAGS.target_sizes, "target_sizes", minimum=0)
     plan["limited"] = [Run(first, c, n, s) for s in seeds for n in sizes for c in ("none", "both")]
   if "sources" in FLAGS.experiments:
     plan["sources"] = [Run(src, "both", main, s) for s in seeds for src in FLAGS.sources] + \
@@ -273,6 +273,8 @@ def main(argv):
     best = _best(results.files.read_json(path)["runs"])
     export_best(rt, best)
     return
+  for flag, spec in [("sources", s) for s in FLAGS.sources] + [("target", FLAGS.target)]:
+    gan_data.check_spec(spec, flag, FLAGS.data_dir, FLAGS.download)  # before any training
   target_train, target_test = load(FLAGS.target, "train"), load(FLAGS.target, "test")
   evaluator = make_evaluator(target_test, target_train)
   needed = sorted({r.source for r in by_name.values() if r.config != "none"})

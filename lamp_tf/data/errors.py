@@ -7,3 +7,7 @@ class DataNotFoundError(FileNotFoundError):
 
 class UnknownDataError(ValueError):
   """A data set name that neither lamp_tf nor TFDS knows."""
+
+
+class DamagedDataError(OSError):
+  """A data file is present but truncated or corrupt; the message names it and how to rebuild."""

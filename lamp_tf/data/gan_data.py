@@ -36,6 +36,20 @@ def parse_spec(spec):
   return name, (tasks.parse_tasks(classes)[0] if classes else None)
 
 
+def check_spec(spec, flag, data_dir=None, download=False):
+  """Checks a '<data set>[:<classes>]' spec without reading its images: an unknown data set, a
+  class outside it or a malformed class list raises ValueError naming `--flag`."""
+  name, _, classes = spec.partition(":")
+  try:
+    _, class_names = sources.load(name, "train", data_dir=data_dir, download=download)
+    if classes:
+      tasks.parse_tasks(classes, len(class_names), flag=flag)
+  except ValueError as e:
+    if str(e).startswith(f"--{flag}"):
+      raise
+    raise type(e)(f"--{flag}={spec}: {e}") from None
+
+
 def load_gan_data(spec, split, resolution=32, channels=None, data_dir=None, download=False):
   """GANData for a spec; images padded (if smaller) or resized to `resolution`."""
   name, classes = parse_spec(spec)

@@ -7,29 +7,29 @@ selection applies to images, labels and any side arrays, and is reproducible fro
 import numpy as np
 
 
-def parse_tasks(spec, num_classes=None):
+def parse_tasks(spec, num_classes=None, flag="tasks"):
   """Parses '0,1,2,3,4/5,6,7,8,9' into [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]].
 
-  Raises ValueError naming the problem when a class is not an integer, is repeated, or is
-  outside [0, num_classes).
+  Raises ValueError naming the problem (and `--flag`) when a class is not an integer, is
+  repeated, or is outside [0, num_classes).
   """
   tasks = []
   for part in str(spec).split("/"):
     try:
       classes = [int(c) for c in part.split(",") if c.strip()]
     except ValueError:
-      raise ValueError(f"--tasks={spec!r}: classes must be integers, tasks separated by '/', "
+      raise ValueError(f"--{flag}={spec!r}: classes must be integers, tasks separated by '/', "
                        "classes by ',' (e.g. '0,1,2,3,4/5,6,7,8,9').") from None
     if not classes:
-      raise ValueError(f"--tasks={spec!r}: task {len(tasks) + 1} has no classes.")
+      raise ValueError(f"--{flag}={spec!r}: task {len(tasks) + 1} has no classes.")
     tasks.append(classes)
   flat = [c for t in tasks for c in t]
   if len(set(flat)) != len(flat):
-    raise ValueError(f"--tasks={spec!r}: a class appears in more than one task.")
+    raise ValueError(f"--{flag}={spec!r}: a class appears in more than one task.")
   if num_classes is not None:
     bad = [c for c in flat if not 0 <= c < num_classes]
     if bad:
-      raise ValueError(f"--tasks={spec!r}: classes {bad} are outside [0, {num_classes}) "
+      raise ValueError(f"--{flag}={spec!r}: classes {bad} are outside [0, {num_classes}) "
                        "for this data set.")
   return tasks
 

@@ -42,6 +42,23 @@ def signature_card(signatures):
   return card
 
 
+def with_shape_checks(fn):
+  """`fn` (a tf.function with an input_signature) behind a check of every input's shape: a
+  served request of another rank or image size fails with an InvalidArgumentError naming the
+  input and its expected shape ('Shape of tensor z [2,131] is not compatible with expected
+  shape [?,128]') before it reaches the model. (A loaded signature does not check shapes
+  itself, and an assert on `tf.shape` is folded away against the declared shape; EnsureShape
+  is not.)"""
+  specs = [tf.TensorSpec(s.shape, s.dtype, name=s.name)  # named after fn's arguments
+           for s in fn.get_concrete_function().structured_input_signature[0]]
+
+  @tf.function(input_signature=specs)
+  def checked(*args):
+    return fn(*[tf.ensure_shape(a, s.shape, name=s.name) for a, s in zip(args, specs)])
+
+  return checked
+
+
 def next_version(base_dir):
   """The next integer version under a model base path (1 when there is none)."""
   existing = [int(d) for d in os.listdir(base_dir) if d.isdigit()] if os.path.isdir(base_dir) \
@@ -71,7 +88,8 @@ def export_saved_model(base_dir, signatures, models, named_weights=None, version
   Args:
     base_dir: the model base path (e.g. saved_models/<model name>).
     signatures: {signature name: tf.function with an input_signature returning a dict}. The
-      first one is also exported as 'serving_default' unless one is called that.
+      first one is also exported as 'serving_default' unless one is called that. Each is
+      exported behind `with_shape_checks`.
     models: Keras models (or layers, or bare variables) whose variables the signatures use.
     named_weights: optional {network: {name: variable}} exported by name.
     version: the integer version; None: the next one after those in `base_dir`.
@@ -88,6 +106,7 @@ def export_saved_model(base_dir, signatures, models, named_weights=None, version
       archive.track(model)
   if loose:
     archive.add_variable_collection("variables", loose)
+  signatures = {name: with_shape_checks(fn) for name, fn in signatures.items()}
   for name, fn in signatures.items():
     archive.add_endpoint(name, fn)
   if "serving_default" not in signatures:

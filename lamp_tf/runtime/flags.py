@@ -10,7 +10,7 @@ import sys
 import tensorflow as tf
 from absl import app, flags
 
-from lamp_tf.runtime import precision, seeds, strategy as strategy_lib
+from lamp_tf.runtime import files, precision, seeds, strategy as strategy_lib
 from lamp_tf.runtime.loop import TrainState
 from lamp_tf.runtime.summary import MetricWriter
 
@@ -110,6 +110,8 @@ def runtime_from_flags():
   check_writable_dir("export_dir", FLAGS.export_dir)
   precision.set_precision(FLAGS.precision)
   strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.cpu_devices)
+  if strategy_lib.is_chief(strategy):  # one program per workdir (workers write elsewhere)
+    files.lock_dir(FLAGS.workdir)
   return Runtime(strategy=strategy, workdir=FLAGS.workdir, export_dir=FLAGS.export_dir,
                  export_only=FLAGS.export_only, export_version=FLAGS.export_version,
                  deterministic=FLAGS.deterministic,
@@ -143,12 +145,48 @@ def flag_values(names=None):
   return dict(sorted(module_flags.items()))
 
 
-def ints(values, flag):
-  """A list flag's values as integers; a usage error naming the flag otherwise."""
+def _allowed(flag):
+  """What a flag accepts, from its parser (enum values, numeric bounds, booleans)."""
+  parser = flag.parser
+  if getattr(parser, "enum_values", None):
+    return "|".join(parser.enum_values)
+  if isinstance(flag, flags.BooleanFlag):
+    return "true, false"
+  lo, hi = getattr(parser, "lower_bound", None), getattr(parser, "upper_bound", None)
+  kind = "list" if isinstance(parser, flags.ListParser) else parser.flag_type()
+  if lo is not None and hi is not None:
+    return f"{kind} in [{lo}, {hi}]"
+  if lo is not None:
+    return f"{kind} >= {lo}"
+  if hi is not None:
+    return f"{kind} <= {hi}"
+  return kind
+
+
+def flags_table(module_name):
+  """Markdown table of a program module's flags (its own and those it adopts): name, allowed
+  values, default and help, generated from the definitions (README's flag tables)."""
+  rows = []
+  for flag in sorted(FLAGS.get_key_flags_for_module(module_name), key=lambda f: f.name):
+    default = flag.default_as_str if flag.default is not None else ""
+    meaning = " ".join(flag.help.split())
+    if getattr(flag.parser, "enum_values", None):  # absl puts '<a|b>: ' before an enum's help
+      meaning = meaning.split(">: ", 1)[-1]
+    cells = [f"`--{flag.name}`", _allowed(flag), default.strip("'"), meaning]
+    rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+  return "\n".join(["| flag | allowed | default | meaning |", "|---|---|---|---|", *rows])
+
+
+def ints(values, flag, minimum=None):
+  """A list flag's values as integers (each >= minimum when given); a usage error naming the
+  flag otherwise."""
   try:
-    return [int(v) for v in values]
+    out = [int(v) for v in values]
   except ValueError:
     raise app.UsageError(f"--{flag}={','.join(values)}: expected integers.") from None
+  if minimum is not None and any(v < minimum for v in out):
+    raise app.UsageError(f"--{flag}={','.join(values)}: values must be >= {minimum}.")
+  return out
 
 
 def floats(values, flag, minimum=None):
@@ -170,31 +208,49 @@ def _one_line(error):
   return text if len(text) <= 400 else text[:397] + "..."
 
 
+def _exit(kind, error, code, hint):
+  sys.stderr.write(f"{os.path.basename(sys.argv[0])}: {kind}: {_one_line(error)}\n({hint})\n")
+  sys.exit(code)
+
+
 def error_boundary(main):
   """`main` with the program's error boundary: an error from input the user controls (a bad
-  value, a missing or damaged file, an unusable directory) ends the program with one line on
-  stderr and exit code 2 (bad values: ValueError, the library's UnknownDataError) or 1 (files,
-  the run itself); anything else ends it with one line asking for a bug report. The full
-  traceback is shown with --verbosity=1 or LAMP_TF_TRACEBACK=1."""
+  value, a missing or damaged file, an unusable or busy directory) ends the program with one
+  line on stderr and exit code 2 (usage: UsageError, ValueError, the library's
+  UnknownDataError) or 1 (files, the run itself), Ctrl-C with exit code 130 and how to resume;
+  anything else ends it with one line asking for a bug report. The full traceback is shown with --verbosity=1 or LAMP_TF_TRACEBACK=1.
+  The workdir's lock is released however `main` ends."""
   def wrapped(argv):
     try:
       return main(argv)
-    except (app.UsageError, KeyboardInterrupt, SystemExit):
+    except KeyboardInterrupt:
+      _exit("interrupted", "rerun the same command to resume from the last checkpoint", 130,
+            "finished runs, results and exports are kept")
+    except SystemExit:
       raise
     except Exception as e:  # noqa: BLE001 (this is the boundary)
       if os.environ.get(TRACEBACK_ENV) == "1" or FLAGS["verbosity"].value >= 1:
         raise
+      hint = f"the full traceback: {TRACEBACK_ENV}=1 or --verbosity=1"
+      if isinstance(e, app.UsageError):
+        _exit("usage error", e, 2, "the flags: --helpshort")
       if isinstance(e, (OSError, tf.errors.OpError, FloatingPointError)):
-        kind, code = "error", 1
-      elif isinstance(e, ValueError):
-        kind, code = "error", 2
-      else:
-        kind, code = f"internal error ({type(e).__name__}; please report it)", 1
-      sys.stderr.write(f"{os.path.basename(sys.argv[0])}: {kind}: {_one_line(e)}\n"
-                       f"(the full traceback: {TRACEBACK_ENV}=1 or --verbosity=1)\n")
-      sys.exit(code)
+        _exit("error", e, 1, hint)
+      if isinstance(e, ValueError):
+        _exit("error", e, 2, hint)
+      _exit(f"internal error ({type(e).__name__}; please report it)", e, 1, hint)
+    finally:
+      files.unlock_dirs()
 
   return wrapped
+
+
+def parse_flags(argv):
+  """absl's flag parsing with a flag error as one line and exit code 2."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    _exit("usage error", e, 2, "the flags: --helpshort")
 
 
 def run_program(main, module_name):
@@ -203,4 +259,4 @@ def run_program(main, module_name):
   when the program starts from a console-script wrapper (absl looks them up by sys.argv[0])."""
   for flag in FLAGS.get_key_flags_for_module(module_name):
     FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-  app.run(error_boundary(main))
+  app.run(error_boundary(main), flags_parser=parse_flags)

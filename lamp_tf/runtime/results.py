@@ -10,6 +10,7 @@ import math
 import os
 
 import numpy as np
+from absl import logging
 
 from lamp_tf.runtime import files
 
@@ -36,9 +37,19 @@ def code_version():
 
 
 def load_record(run_dir):
-  """The record of a finished run in `run_dir`, or None."""
+  """The record of a finished run in `run_dir`, or None. A damaged record is set aside (as
+  record.json.damaged) and None returned, so the run is rebuilt from its own checkpoint: training
+  resumes at its last step and the evaluation is done again."""
   path = os.path.join(run_dir, RECORD)
-  return files.read_json(path) if os.path.exists(path) else None
+  if not os.path.exists(path):
+    return None
+  try:
+    return files.read_json(path)
+  except files.DamagedFileError as e:
+    os.replace(path, path + ".damaged")
+    logging.warning("%s; rebuilding it from the run's checkpoint (the damaged file is kept as "
+                    "%s.damaged).", str(e).split(";")[0], RECORD)
+    return None
 
 
 def save_record(run_dir, record):

@@ -1,10 +1,14 @@
-"""Bad input to lamp-tf-mergan and lamp-tf-mixmatch: a one-line error that names the flag and
-the allowed values, raised before anything is written to the workdir.
+"""Bad input to every program: flags, files, run directories and a busy workdir each end in one
+line that names the flag or file (and the allowed values), a non-zero exit code, no traceback,
+and nothing left in the workdir. In the same processes: README.md's flag table of each program
+equals the one generated from its definitions.
 
 Each program's flags live in absl's global registry, so each program is checked in its own
-process (isolation of the registry is the point); inside it, every bad command line is parsed
-and run in-process."""
+process (isolation of the registry is the point); inside it, every bad command line goes through
+the program's real entry path (`runtime_flags.parse_flags`, then `error_boundary(main)`)."""
 
+import gzip
+import importlib.util
 import json
 import os
 import subprocess
@@ -12,38 +16,47 @@ import sys
 
 import pytest
 
+from lamp_tf.data import fashion_mnist
 from tests.conftest import REPO_ROOT
 
 HARNESS = """
-import importlib, json, os, sys
-from absl import app, flags
+import contextlib, fcntl, importlib, io, json, os, sys
+from absl import flags
+from lamp_tf.runtime import flags as runtime_flags
 module = importlib.import_module(sys.argv[1])
-cases = json.loads(sys.argv[2])
 out = []
-for argv in cases:
+for case in json.loads(sys.argv[2]):
   flags.FLAGS.unparse_flags()
-  try:
-    rest = flags.FLAGS(['prog'] + argv)
-    module.main(rest)
-    out.append({'argv': argv, 'error': None})
-  except (flags.Error, app.UsageError, ValueError) as e:
-    workdir = flags.FLAGS['workdir'].value
-    out.append({'argv': argv, 'error': str(e), 'kind': type(e).__name__,
-                'workdir_exists': os.path.exists(workdir)})
-print(json.dumps(out))
+  os.environ.update(case.get('env', {}))
+  held = None
+  if case.get('busy'):  # another process's lock, as a second open file description holds it
+    os.makedirs(case['busy'], exist_ok=True)
+    held = os.open(os.path.join(case['busy'], '.lock'), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.write(held, b'process 4242 on somehost (lamp-tf-x, since 2026-12-01)')
+  err, code = io.StringIO(), 0
+  with contextlib.redirect_stderr(err):
+    try:
+      rest = runtime_flags.parse_flags(['prog'] + case['argv'])
+      runtime_flags.error_boundary(module.main)(rest)
+    except SystemExit as e:
+      code = e.code
+  if held is not None:
+    os.close(held)
+  for k in case.get('env', {}):
+    del os.environ[k]
+  workdir = flags.FLAGS['workdir'].value if 'workdir' in flags.FLAGS else None
+  out.append({'code': code, 'stderr': err.getvalue(),
+              'workdir_files': sorted(os.listdir(workdir)) if workdir and os.path.isdir(workdir)
+              else None})
+print(json.dumps({'cases': out, 'flags_table': runtime_flags.flags_table(sys.argv[1])}))
 """
 
-
-def _run(module, cases, tmp_path):
-  cases = [c + [f"--workdir={tmp_path / 'w'}", f"--export_dir={tmp_path / 'e'}"] for c in cases]
-  out = subprocess.run([sys.executable, "-c", HARNESS, module, json.dumps(cases)],
-                       cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-  assert out.returncode == 0, out.stderr[-3000:]
-  return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-MERGAN = [  # (argv, words the one-line error must contain)
+# (argv, words the one-line error must contain); {tmp} is the test's directory; optional third
+# item: what the case needs ('busy': --workdir={tmp}/busy locked by another process;
+# 'damaged_results': {tmp}/damaged/results.json cut short; 'damaged_idx': Fashion-MNIST files
+# with a truncated one).
+MERGAN = [
     (["--tasks=0/12"], ["--tasks", "[12]", "[0, 10)"]),
     (["--tasks=0//1"], ["--tasks", "no classes"]),
     (["--tasks=0/x"], ["--tasks", "integers"]),
@@ -57,8 +70,11 @@ MERGAN = [  # (argv, words the one-line error must contain)
     (["--jtr=both"], ["--jtr", "<reference|union>"]),
     (["--seeds=0,0"], ["--seeds", "once"]),
     (["--precision=half"], ["--precision", "mixed_bfloat16"]),
-    (["--tasks=0/1/2/3/4/5", "--batch_size=4", "--methods=ra"], ["--batch_size=4",
-                                                                  "per_class"]),
+    (["--tasks=0/1/2/3/4/5", "--batch_size=4", "--methods=ra"], ["--batch_size=4", "per_class"]),
+    (["--dataset=no_such_data"], ["no_such_data", "use one of"]),
+    (["--export_only"], ["--export_only", "results.json is missing", "train first"]),
+    (["--workdir={tmp}/busy"], ["--workdir={tmp}/busy", "is in use by process 4242 on somehost"],
+     "busy"),
 ]
 
 MIXMATCH = [
@@ -72,17 +88,120 @@ MIXMATCH = [
     (["--latent_levels=0"], ["--latent_levels", "positive integer"]),
     (["--widths=16,x"], ["--widths", "integers"]),
     (["--seeds=1,1"], ["--seeds", "once"]),
+    (["--workdir={tmp}/afile/w"], ["--workdir={tmp}/afile/w", "is a file, not a directory"]),
 ]
 
+REWC = [
+    (["--methods=ft,sgd"], ["--methods", "ft, ewc, rewc"]),
+    (["--rotate=everything"], ["--rotate", "fc, conv, all, all_no_last"]),
+    (["--lambdas=-5"], ["--lambdas", ">= 0"]),
+    (["--lambdas=1,big"], ["--lambdas=1,big", "expected numbers"]),
+    (["--batch_size=0"], ["--batch_size", "positive integer"]),
+    (["--model=resnet"], ["--model", "<lenet|mlp|vgg>"]),
+    (["--tasks=0,1/1,2"], ["--tasks", "more than one task"]),
+    (["--export_only", "--workdir={tmp}/damaged"], ["{tmp}/damaged/results.json is damaged",
+                                                     "delete it"], "damaged_results"),
+    (["--dataset=fashion_mnist", "--data_dir={tmp}/tfds"],
+     ["t10k-labels-idx1-ubyte.gz is damaged", "--reinstall"], "damaged_idx"),
+    (["--export_dir={tmp}/afile"], ["--export_dir={tmp}/afile", "is a file"]),
+    (["--seeds=0,-1"], ["--seeds=0,-1", ">= 0"]),
+]
 
-@pytest.mark.parametrize("module,cases", [("lamp_tf.apps.mergan", MERGAN),
-                                          ("lamp_tf.apps.mixmatch", MIXMATCH)])
-def test_bad_input_gets_a_one_line_error_naming_the_flag(module, cases, tmp_path):
-  results = _run(module, [argv for argv, _ in cases], tmp_path)
-  for (argv, words), result in zip(cases, results):
-    error = result["error"]
-    assert error is not None, f"{argv} was accepted"
-    assert "\n" not in error.strip(), (argv, error)
+TRANSFER_GAN = [
+    (["--experiments=configs,bogus"], ["--experiments", "bogus"]),
+    (["--configs=none,everything"], ["--configs", "everything"]),
+    (["--target_sizes=-3"], ["--target_sizes", ">= 0"]),
+    (["--sources=no_such_data"], ["--sources=no_such_data", "use one of"]),
+    (["--target=fashion_mnist:5,77"], ["--target=", "[77]", "[0, 10)"]),
+    (["--ema_decay=1.5"], ["--ema_decay", "[0.0, 1.0]"]),
+]
+
+EVALUATE = [
+    (["--generator={tmp}/nothing_here"], ["--generator={tmp}/nothing_here",
+                                          "neither a SavedModel"]),
+    (["--num_samples=3", "--generator=x"], ["--num_samples", ">= 10"]),
+    (["--iw_steps=0", "--generator=x"], ["--iw_steps", "positive integer"]),
+]
+
+REPRODUCE = [
+    (["--preset=everything"], ["--preset", "<quick|paper>"]),
+    (["--methods=R-EWC,nope"], ["--methods", "nope", "registered"]),
+    (["--flags_dir={tmp}/noflags"], ["noflags", "is missing", "--flags_dir"]),
+    (["--workdir={tmp}/busy"], ["--workdir={tmp}/busy", "is in use by process 4242"], "busy"),
+]
+
+PROGRAMS = {  # module, its base flag file, cases
+    "mergan": ("lamp_tf.apps.mergan", "mergan_mnist_quick.cfg", MERGAN),
+    "mixmatch": ("lamp_tf.apps.mixmatch", "mixmatch_quick.cfg", MIXMATCH),
+    "rewc": ("lamp_tf.apps.rewc", "rewc_mnist_quick.cfg", REWC),
+    "transfer_gan": ("lamp_tf.apps.transfer_gan", "transfer_gan_quick.cfg", TRANSFER_GAN),
+    "evaluate": ("lamp_tf.apps.evaluate", None, EVALUATE),
+    "reproduce": ("lamp_tf.apps.reproduce", None, REPRODUCE),
+}
+
+
+def _flags_table_tool():
+  spec = importlib.util.spec_from_file_location(
+      "flags_table", os.path.join(REPO_ROOT, "tools", "flags_table.py"))
+  tool = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(tool)
+  return tool
+
+
+def _damaged_idx_dir(tmp_path):
+  raw = tmp_path / "idx"
+  raw.mkdir()
+  for name in fashion_mnist.IDX_FILES:
+    (raw / name).write_bytes(open(os.path.join(fashion_mnist.local_dir(), name), "rb").read())
+  broken = raw / "t10k-labels-idx1-ubyte.gz"
+  broken.write_bytes(gzip.compress(gzip.decompress(broken.read_bytes())[:-10]))
+  return raw
+
+
+def test_the_cases_cover_at_least_25_kinds_across_six_programs():
+  assert len(PROGRAMS) == 6 and all(cases for _, _, cases in PROGRAMS.values())
+  assert sum(len(cases) for _, _, cases in PROGRAMS.values()) >= 25
+
+
+@pytest.mark.parametrize("program", sorted(PROGRAMS))
+def test_bad_input_ends_in_one_line_naming_the_flag_or_file(program, tmp_path):
+  module, flagfile, cases = PROGRAMS[program]
+  (tmp_path / "afile").write_text("")
+  work = tmp_path / "w"
+  runs = []
+  for argv, words, *need in cases:
+    case = {"argv": ([f"--flagfile=flags/{flagfile}"] if flagfile else [])
+            + [f"--workdir={work}"] + ([f"--export_dir={tmp_path / 'e'}"]
+                                        if program not in ("reproduce", "evaluate") else [])
+            + [a.format(tmp=tmp_path) for a in argv]}
+    if need == ["busy"]:
+      case["busy"] = str(tmp_path / "busy")
+    if need == ["damaged_idx"]:
+      if fashion_mnist.local_dir() is None:
+        continue
+      case["env"] = {fashion_mnist.ENV_VAR: str(_damaged_idx_dir(tmp_path))}
+    runs.append((case, [w.format(tmp=tmp_path) for w in words], need))
+  (tmp_path / "damaged").mkdir()
+  (tmp_path / "damaged" / "results.json").write_text('{"runs": [')
+  out = subprocess.run([sys.executable, "-c", HARNESS, module,
+                        json.dumps([c for c, _, _ in runs])], cwd=REPO_ROOT, capture_output=True,
+                       text=True, timeout=900, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  assert out.returncode == 0, out.stderr[-3000:]
+  printed = json.loads(out.stdout.strip().splitlines()[-1])
+  tool = _flags_table_tool()
+  script = next(k for k, v in tool.PROGRAMS.items() if v == module)
+  assert tool.readme_table(script) == printed["flags_table"], \
+      f"README.md's {script} flags differ from the definitions: run python tools/flags_table.py"
+  results = printed["cases"]
+  for (case, words, need), result in zip(runs, results):
+    argv, stderr = case["argv"], result["stderr"]
+    assert result["code"] in (1, 2), (argv, result)
+    assert "Traceback" not in stderr, (argv, stderr)
+    errors = [line for line in stderr.splitlines() if "error: " in line]
+    assert len(errors) == 1, (argv, stderr)
     for word in words:
-      assert word in error, (argv, word, error)
-    assert not result["workdir_exists"], (argv, "wrote to the workdir")
+      assert word in errors[0], (argv, word, errors[0])
+    if need == ["damaged_results"]:
+      assert result["workdir_files"] == [".lock", "results.json"], (argv, result)
+    elif need != ["busy"]:
+      assert result["workdir_files"] is None, (argv, "wrote to the workdir", result)

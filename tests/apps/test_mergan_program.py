@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from tests import serving_fuzz
 from tests.conftest import REPO_ROOT
 
 SERVE = """
@@ -48,3 +49,4 @@ def test_mergan_program(tmp_path):
   out = subprocess.run([sys.executable, "-c", SERVE, str(tmp_path / "export" / "1")],
                        capture_output=True, text=True, timeout=300)
   assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+  serving_fuzz.assert_rejects_bad_requests(str(tmp_path / "export" / "1"))

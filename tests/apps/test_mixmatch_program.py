@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from tests import serving_fuzz
 from tests.conftest import REPO_ROOT
 
 SERVE = """
@@ -59,3 +60,6 @@ def test_mixmatch_program(tmp_path):
   names = out.stdout.split()
   assert len([n for n in names if "_to_" in n]) == 7  # 6 modality pairs + (RGB, depth) -> seg
   assert np.isin(["rgb_to_seg", "depth_to_rgb", "seg_to_rgb"], names).all()
+  entries = serving_fuzz.assert_rejects_bad_requests(str(tmp_path / "export" / "1"))
+  assert {e["signature"] for e in entries} == set(names)
+  assert any(e["request"] == "seg: seg 255" for e in entries)

@@ -46,6 +46,30 @@ def test_fashion_mnist_missing_says_how_to_get_it(monkeypatch, tmp_path):
     sources.load_examples("fashion_mnist", "test", data_dir=str(tmp_path / "tfds"))
 
 
+@pytest.mark.skipif(fashion_mnist.local_dir() is None,
+                    reason="needs Debian's dataset-fashion-mnist (make setup installs it)")
+@pytest.mark.parametrize("damage", ["short data", "cut gzip stream"])
+def test_damaged_fashion_mnist_files_are_named_and_nothing_half_built_is_left(
+    damage, monkeypatch, tmp_path):
+  from lamp_tf.data.errors import DamagedDataError
+  raw = tmp_path / "raw"
+  raw.mkdir()
+  for name in fashion_mnist.IDX_FILES:
+    (raw / name).write_bytes(open(os.path.join(fashion_mnist.local_dir(), name), "rb").read())
+  broken = raw / "t10k-labels-idx1-ubyte.gz"
+  if damage == "short data":  # a valid gzip of an IDX file missing its last 10 labels
+    broken.write_bytes(gzip.compress(gzip.decompress(broken.read_bytes())[:-10]))
+  else:
+    broken.write_bytes(broken.read_bytes()[:-100])
+  monkeypatch.setenv(fashion_mnist.ENV_VAR, str(raw))
+  with pytest.raises(DamagedDataError, match=f"{broken} is damaged: .*--reinstall"):
+    sources.load_examples("fashion_mnist", "test", data_dir=str(tmp_path / "tfds"))
+  assert not [f for _, _, fs in os.walk(tmp_path / "tfds") for f in fs if "tfrecord" in f]
+  if damage == "short data":
+    assert "9990 bytes of data where its header 10000 needs 10000" in str(
+        pytest.raises(DamagedDataError, fashion_mnist.check_idx_file, str(broken)).value)
+
+
 def test_mnist5k_fixed_stratified_split_of_the_real_subset():
   images, labels = mnist5k.load_raw()
   assert images.shape == (5000, 28, 28, 1)

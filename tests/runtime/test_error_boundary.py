@@ -29,6 +29,7 @@ def _raising(error):
     (tf.errors.FailedPreconditionError(None, None, "/w is not a directory"), 1,
      ["/w is not a directory"]),
     (KeyError("bug"), 1, ["internal error (KeyError; please report it)", "bug"]),
+    (app.UsageError("--x=3: must be even"), 2, ["usage error:", "--x=3"]),
 ])
 def test_errors_end_in_one_line_and_an_exit_code(error, code, words, capsys, monkeypatch):
   monkeypatch.delenv(runtime_flags.TRACEBACK_ENV, raising=False)
@@ -39,17 +40,53 @@ def test_errors_end_in_one_line_and_an_exit_code(error, code, words, capsys, mon
   assert "Traceback" not in err
   first, hint = err.strip().split("\n")
   assert all(w in first for w in words), first
-  assert runtime_flags.TRACEBACK_ENV in hint
+  assert ("--helpshort" if code == 2 and "usage" in first else runtime_flags.TRACEBACK_ENV) \
+      in hint
 
 
-def test_traceback_on_request_and_usage_errors_pass_through(monkeypatch):
+def test_traceback_on_request(monkeypatch):
   monkeypatch.setenv(runtime_flags.TRACEBACK_ENV, "1")
   with pytest.raises(ValueError, match="bad"):
     runtime_flags.error_boundary(_raising(ValueError("bad")))([])
   monkeypatch.delenv(runtime_flags.TRACEBACK_ENV)
-  with pytest.raises(app.UsageError):  # absl prints these with the short help
-    runtime_flags.error_boundary(_raising(app.UsageError("--x")))([])
   assert runtime_flags.error_boundary(lambda argv: 7)([]) == 7
+
+
+def test_a_workdir_is_locked_while_a_program_runs_and_left_clean_when_refused(tmp_path):
+  from lamp_tf.runtime import files
+  work = tmp_path / "w"
+  def main(argv):
+    files.lock_dir(str(work))
+    files.lock_dir(str(work))  # again in the same process: a no-op
+    holder = subprocess.run(
+        [sys.executable, "-c", "import sys; from lamp_tf.runtime import files; "
+         "files.lock_dir(sys.argv[1])", str(work)], cwd=REPO_ROOT, capture_output=True,
+        text=True, timeout=120)
+    assert holder.returncode != 0
+    assert f"--workdir={work} is in use by process {os.getpid()}" in holder.stderr, \
+        holder.stderr[-2000:]
+    raise app.UsageError("refused before writing anything")
+  with pytest.raises(SystemExit):
+    runtime_flags.error_boundary(main)([])
+  assert not work.exists()  # created for the lock only, so removed with it
+  work.mkdir()
+  (work / "kept").write_text("")
+  files.lock_dir(str(work))
+  files.unlock_dirs()
+  assert sorted(os.listdir(work)) == [".lock", "kept"]
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
+  from lamp_tf.runtime import files
+  work = tmp_path / "w"
+  killed = subprocess.run(
+      [sys.executable, "-c", "import os, signal, sys; from lamp_tf.runtime import files; "
+       "files.lock_dir(sys.argv[1]); os.kill(os.getpid(), signal.SIGKILL)", str(work)],
+      cwd=REPO_ROOT, timeout=120)
+  assert killed.returncode == -9 and "process" in (work / ".lock").read_text()
+  files.lock_dir(str(work))
+  assert f"process {os.getpid()}" in (work / ".lock").read_text()
+  files.unlock_dirs()
 
 
 def test_unusable_directories_are_refused_without_creating_anything(tmp_path):

@@ -44,6 +44,16 @@ def test_record_round_trip(tmp_path):
   assert results.load_record(str(tmp_path)) == {"acc": 0.9}
 
 
+def test_a_damaged_record_is_set_aside_and_a_damaged_results_file_named(tmp_path):
+  (tmp_path / "record.json").write_text('{"acc": 0.')  # truncated
+  assert results.load_record(str(tmp_path)) is None  # the run is rebuilt from its checkpoint
+  assert (tmp_path / "record.json.damaged").read_text() == '{"acc": 0.'
+  assert results.load_record(str(tmp_path)) is None
+  (tmp_path / "results.json").write_text("")
+  with pytest.raises(files.DamagedFileError, match=r"results.json is damaged .*delete it"):
+    files.read_json(str(tmp_path / "results.json"))
+
+
 def test_markdown_table_and_report(tmp_path):
   table = results.markdown_table(["a", "b"], [["x", 0.12345], ["y", float("nan")]])
   assert table.splitlines() == ["| a | b |", "|---|---|", "| x | 0.12 |", "| y | nan |"]
