@@ -8,20 +8,16 @@ tests/apps/test_bad_input.py checks the same tables in its per-program processes
 """
 
 import os
+import re
 import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 BEGIN, END = "<!-- flags:begin (tools/flags_table.py) -->", "<!-- flags:end -->"
-PROGRAMS = {  # console script -> module (setup.py's entry points)
-    "lamp-tf-rewc": "lamp_tf.apps.rewc",
-    "lamp-tf-transfer-gan": "lamp_tf.apps.transfer_gan",
-    "lamp-tf-mergan": "lamp_tf.apps.mergan",
-    "lamp-tf-mixmatch": "lamp_tf.apps.mixmatch",
-    "lamp-tf-evaluate": "lamp_tf.apps.evaluate",
-    "lamp-tf-reproduce": "lamp_tf.apps.reproduce",
-}
+# console script -> module, from setup.py's entry points (a new program needs no edit here)
+PROGRAMS = dict(re.findall(r'"(lamp-tf-[\w-]+)=([\w.]+):run"',
+                           open(os.path.join(ROOT, "setup.py")).read()))
 DUMP = ("import importlib, sys; from lamp_tf.runtime import flags as f; "
         "importlib.import_module(sys.argv[1]); print(f.flags_table(sys.argv[1]))")
 

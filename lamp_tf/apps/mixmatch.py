@@ -113,8 +113,8 @@ def _int_list(values, positive=True):
 
 def _valid_seeds(values):
   seeds = _int_list(values, positive=False)
-  if not seeds or len(set(seeds)) != len(seeds):
-    raise flags.ValidationError("give each seed once, at least one.")
+  if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+    raise flags.ValidationError("give each seed (an integer >= 0) once, at least one.")
   return True
 
 

@@ -86,7 +86,8 @@ def planned_runs():
     raise app.UsageError(f"--configs: unknown {sorted(bad)}; choose from {list(transfer.CONFIGS)}.")
   if not FLAGS.sources:
     raise app.UsageError("--sources: give at least one source.")
-  seeds, main, first = runtime_flags.ints(FLAGS.seeds, "seeds", minimum=0), FLAGS.main_size, FLAGS.sources[0]
+  seeds = runtime_flags.ints(FLAGS.seeds, "seeds", minimum=0)
+  main, first = FLAGS.main_size, FLAGS.sources[0]
   plan = {}
   if "configs" in FLAGS.experiments:
     plan["configs"] = [Run(first, c, main, s) for s in seeds for c in FLAGS.configs]

@@ -218,8 +218,9 @@ def error_boundary(main):
   value, a missing or damaged file, an unusable or busy directory) ends the program with one
   line on stderr and exit code 2 (usage: UsageError, ValueError, the library's
   UnknownDataError) or 1 (files, the run itself), Ctrl-C with exit code 130 and how to resume;
-  anything else ends it with one line asking for a bug report. The full traceback is shown with --verbosity=1 or LAMP_TF_TRACEBACK=1.
-  The workdir's lock is released however `main` ends."""
+  anything else ends it with one line asking for a bug report. The full traceback is shown
+  with --verbosity=1 or LAMP_TF_TRACEBACK=1. The workdir's lock is released however `main`
+  ends."""
   def wrapped(argv):
     try:
       return main(argv)

@@ -88,6 +88,7 @@ MIXMATCH = [
     (["--latent_levels=0"], ["--latent_levels", "positive integer"]),
     (["--widths=16,x"], ["--widths", "integers"]),
     (["--seeds=1,1"], ["--seeds", "once"]),
+    (["--seeds=-1"], ["--seeds", ">= 0"]),
     (["--workdir={tmp}/afile/w"], ["--workdir={tmp}/afile/w", "is a file, not a directory"]),
 ]
 

@@ -126,14 +126,15 @@ where, sig = sys.argv.pop(1), getattr(signal, sys.argv.pop(1))
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (xdist ignores it)
 def on_call(owner, name, n, before=False, when=lambda *a: True):
   # interrupt at the n-th call of owner.name (counting the calls `when` accepts)
-  fn, calls = getattr(owner, name), []
+  fn, calls = getattr(owner, name), [0]
   def wrapped(*a, **k):
-    counted = when(*a)
-    calls.extend([1] if counted else [])
-    if counted and before and len(calls) == n:
+    counted = bool(when(*a))
+    calls[0] += counted
+    hit = counted and calls[0] == n
+    if hit and before:
       os.kill(os.getpid(), sig)
     out = fn(*a, **k)
-    if counted and not before and len(calls) == n:
+    if hit and not before:
       os.kill(os.getpid(), sig)
     return out
   setattr(owner, name, wrapped)
