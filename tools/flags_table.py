@@ -42,6 +42,8 @@ def generate():
   for script, module in PROGRAMS.items():
     out = subprocess.run([sys.executable, "-c", DUMP, module], cwd=ROOT, capture_output=True,
                          text=True, check=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    if ROOT in out.stdout:  # the README is read on other machines (CI checks out elsewhere)
+      sys.exit(f"{script}: a flag's default names this checkout ({ROOT}); make it relative.")
     parts.append(program_section(script, out.stdout.strip()))
   return "\n".join(parts)
 

@@ -24,7 +24,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 flags.DEFINE_enum("preset", "quick", ["quick", "paper"], "Which registered flag files to run.")
 flags.DEFINE_string("workdir", "runs/reproduce", "Output directory of the combined report.")
 flags.DEFINE_list("methods", [], "Only these methods (default: all registered).")
-flags.DEFINE_string("flags_dir", os.path.join(REPO_ROOT, "flags"), "Directory of flag files.")
+flags.DEFINE_string("flags_dir", None,
+                    "Directory of flag files (default: the repository's flags/ directory).")
 flags.DEFINE_list("extra_flags", [], "Flags passed to every program, e.g. --strategy=mirrored.")
 
 
@@ -126,7 +127,7 @@ def main(argv):
   for exp in experiments:
     body = []
     for name in exp.presets.get(FLAGS.preset, []):
-      flagfile = os.path.join(FLAGS.flags_dir, name)
+      flagfile = os.path.join(FLAGS.flags_dir or os.path.join(REPO_ROOT, "flags"), name)
       if not os.path.exists(flagfile):
         raise app.UsageError(f"flag file {flagfile} is missing; pass --flags_dir.")
       stem = os.path.splitext(name)[0]
