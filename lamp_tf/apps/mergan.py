@@ -232,7 +232,7 @@ def config(method, seed, ewc_weight=None):
 def main(argv):
   del argv
   rt = runtime_flags.runtime_from_flags()
-  seeds = runtime_flags.ints(FLAGS.seeds, "seeds", minimum=0)
+  seeds = runtime_flags.ints(FLAGS.seeds, "seeds", minimum=0, distinct=True)
   load = lambda split: gan_data.load_gan_data(FLAGS.dataset, split, FLAGS.resolution,
                                               FLAGS.channels, FLAGS.data_dir, FLAGS.download)
   train, test = load("train"), load(FLAGS.test_split)

@@ -182,6 +182,12 @@ def ablation_steps():
   return steps
 
 
+def trains_like(a, b):
+  """Whether two variants train the same model (same objective and architecture; the name and
+  the test-time batch norm, an evaluation choice, may differ)."""
+  return a.weights == b.weights and a.rgb_side_info == b.rgb_side_info
+
+
 def widths():
   return tuple(int(w) for w in FLAGS.widths)
 
@@ -495,8 +501,11 @@ def main(argv):
       for k, step in enumerate(ablation_steps()):
         if k == 1:  # the same trained model as step 0, evaluated with batch statistics
           continue
-        model = train_mixmatch(rt, pairs, FLAGS.main_side_info, seed, step,
-                               f"ablation{k}_{FLAGS.main_side_info}_seed{seed}")
+        if trains_like(step, variant):  # e.g. the last step under the default flags
+          model = main_models[seed]
+        else:
+          model = train_mixmatch(rt, pairs, FLAGS.main_side_info, seed, step,
+                                 f"ablation{k}_{FLAGS.main_side_info}_seed{seed}")
         for r in evaluate_mixmatch(model, FLAGS.main_side_info, seed, test_inputs, labels,
                                    depth_m, step.name, full=False):
           if k == 0:  # step 1 is step 0's model with batch statistics

@@ -86,7 +86,7 @@ def planned_runs():
     raise app.UsageError(f"--configs: unknown {sorted(bad)}; choose from {list(transfer.CONFIGS)}.")
   if not FLAGS.sources:
     raise app.UsageError("--sources: give at least one source.")
-  seeds = runtime_flags.ints(FLAGS.seeds, "seeds", minimum=0)
+  seeds = runtime_flags.ints(FLAGS.seeds, "seeds", minimum=0, distinct=True)
   main, first = FLAGS.main_size, FLAGS.sources[0]
   plan = {}
   if "configs" in FLAGS.experiments:

@@ -18,6 +18,7 @@ from lamp_tf.continual import fisher as fisher_lib
 from lamp_tf.nets.rotated import RotatedConv2D, RotatedDense
 
 VARIANTS = ("fc", "conv", "all", "all_no_last")
+OUTPUT_ROTATIONS = ("paper", "reference_code")
 PLAIN = (keras.layers.Dense, keras.layers.Conv2D)
 ROTATED = (RotatedDense, RotatedConv2D)
 
@@ -72,12 +73,26 @@ def kronecker_factors(model, images, names, *, seed=0, class_mask=None, factor="
   return {name: (l / n, m / n) for name, (l, m) in sums.items()}
 
 
-def eigenbases(factors):
-  """{name: (U1, U2)}: eigenvectors (columns, by decreasing eigenvalue) of L and M."""
+def eigenbases(factors, output_rotation="paper"):
+  """{name: (U1, U2)}: eigenvectors (columns, by decreasing eigenvalue) of L and M.
+
+  'paper': W' = U1^T W U2, which diagonalises the Kronecker-factored Fisher. 'reference_code'
+  returns U2^T in place of U2: the authors' code (xialeiliu/RotateNetworks,
+  utils/lenet_utils.py `compute_svd`) stores Wp = U1^T W U2^T and computes x U1 Wp U2, so its
+  output side is rotated by U2^T, which leaves that side's Fisher undiagonalised.
+  """
+  if output_rotation not in OUTPUT_ROTATIONS:
+    raise ValueError(f"--output_rotation={output_rotation!r}: choose one of "
+                     f"{', '.join(OUTPUT_ROTATIONS)}.")
+
   def basis(a):
     _, vectors = np.linalg.eigh((a + a.T) / 2)
     return vectors[:, ::-1]
-  return {name: (basis(l), basis(m)) for name, (l, m) in factors.items()}
+
+  def output_basis(m):
+    return basis(m) if output_rotation == "paper" else basis(m).T
+
+  return {name: (basis(l), output_basis(m)) for name, (l, m) in factors.items()}
 
 
 def rotate_kernel(kernel, u1, u2, conv_factor="channel"):
@@ -161,10 +176,11 @@ def set_bases(rotated, bases):
   set_plain_weights(rotated, plain)
 
 
-def compute_bases(rotated, images, *, seed=0, class_mask=None, batch_size=100):
+def compute_bases(rotated, images, *, seed=0, class_mask=None, batch_size=100,
+                  output_rotation="paper"):
   """Eigenbases of the Kronecker factors of every rotated layer of `rotated` on `images`."""
   names = [l.name for l in rotated.layers if isinstance(l, ROTATED)]
   factor = next((l.factor for l in rotated.layers if isinstance(l, RotatedConv2D)), "channel")
   factors = kronecker_factors(plain_copy(rotated), images, names, seed=seed,
                               class_mask=class_mask, factor=factor, batch_size=batch_size)
-  return eigenbases(factors)
+  return eigenbases(factors, output_rotation)

@@ -21,6 +21,16 @@ task 2 far below zero, training lifts them everywhere, and task 1 is forgotten a
 reports (see the R-EWC issue note for the numbers). After task t: R-EWC recomputes the rotations
 on task t's data (merging the previous ones), then the Fisher of the trainable parameters is
 computed on the same `fisher_samples` images and becomes an EWC term; the optimiser is reset.
+
+Reference choices (xialeiliu/RotateNetworks, `REWC_MNIST_LeNet.ipynb`, `utils/lenet_utils.py`):
+the rotations and the Fisher come from the task's **validation** images (`compute_M_L` and
+`compute_fisher` on `mnist.validation`; `fisher_split='validation'`, 'train' is our variant);
+the optimiser is Adam (`optimizer='sgd'` is plain gradient descent, to which an orthogonal
+re-parameterisation is invisible, so R-EWC at lambda 0 follows FT exactly: it separates what the
+rotation does under Adam from what the penalty adds); the output side is rotated as the paper
+writes it (`output_rotation='paper'`, see rotation.eigenbases for the code's transpose). Each run
+records its accuracies on the validation images after the last task, on which the program
+selects lambda.
 """
 
 import dataclasses
@@ -38,6 +48,8 @@ from lamp_tf.nets import classifiers
 from lamp_tf.runtime import files, loop, precision, strategy as strategy_lib
 
 METHODS = ("ft", "ewc", "rewc")
+OPTIMIZERS = ("adam", "sgd")
+FISHER_SPLITS = ("validation", "train")
 LOSSES = ("sigmoid", "softmax")
 LOSS_CLASSES = ("unseen", "task")
 
@@ -53,6 +65,16 @@ class TaskData:
   tasks: tuple  # of tuples of class ids
   num_classes: int
   raw_shape: tuple = None  # [H, W, C] of the uint8 images before preprocessing
+  val_x: np.ndarray = None  # validation images carved from the training data (tasks.py)
+  val_y: np.ndarray = None
+
+  def split(self, name):
+    """(images, labels) of 'train', 'validation' or 'test'."""
+    x, y = {"train": (self.train_x, self.train_y), "validation": (self.val_x, self.val_y),
+            "test": (self.test_x, self.test_y)}[name]
+    if x is None:
+      raise ValueError(f"this TaskData has no {name} split.")
+    return x, y
 
   def class_mask(self, classes):
     mask = np.zeros(self.num_classes, bool)
@@ -85,8 +107,17 @@ class RunConfig:
   fisher_batch_size: int = 100
   loss: str = "sigmoid"
   loss_classes: str = "unseen"
+  optimizer: str = "adam"
+  fisher_split: str = "validation"
+  output_rotation: str = "paper"
 
   def __post_init__(self):
+    for flag, value, allowed in (("optimizer", self.optimizer, OPTIMIZERS),
+                                 ("fisher_split", self.fisher_split, FISHER_SPLITS),
+                                 ("output_rotation", self.output_rotation,
+                                  rotation.OUTPUT_ROTATIONS)):
+      if value not in allowed:
+        raise ValueError(f"--{flag}={value!r}: choose one of {', '.join(allowed)}.")
     if self.method not in METHODS:
       raise ValueError(f"--methods: unknown method {self.method!r}; choose from {METHODS}.")
     if self.loss not in LOSSES:
@@ -97,14 +128,22 @@ class RunConfig:
 
   @property
   def name(self):
+    opt = "" if self.optimizer == "adam" else f"_{self.optimizer}"
     if self.method == "ft":
-      return f"ft_seed{self.seed}"
+      return f"ft{opt}_seed{self.seed}"
     rot = f"_{self.rotate}" if self.method == "rewc" else ""
-    return f"{self.method}{rot}_lam{self.lam:g}_seed{self.seed}"
+    return f"{self.method}{rot}_lam{self.lam:g}{opt}_seed{self.seed}"
+
+  @property
+  def first_task_name(self):
+    """The shared first task of every method of this seed and optimiser."""
+    opt = "" if self.optimizer == "adam" else f"_{self.optimizer}"
+    return f"first_task{opt}_seed{self.seed}"
 
   def record_config(self):
     return {"method": self.method, "rotate": self.rotate if self.method == "rewc" else None,
-            "lambda": self.lam if self.method != "ft" else None, "seed": self.seed}
+            "lambda": self.lam if self.method != "ft" else None, "seed": self.seed,
+            "optimizer": self.optimizer}
 
 
 def build_model(cfg, data, strategy):
@@ -115,7 +154,8 @@ def build_model(cfg, data, strategy):
     if cfg.method == "rewc":
       model = rotation.rotated_copy(model, rotation.layers_to_rotate(model, cfg.rotate),
                                     cfg.conv_factor)
-    optimizer = precision.optimizer(keras.optimizers.Adam(cfg.lr))
+    opt = keras.optimizers.Adam if cfg.optimizer == "adam" else keras.optimizers.SGD
+    optimizer = precision.optimizer(opt(cfg.lr))
   strategy_lib.build_optimizer(strategy, optimizer, model.trainable_variables)
   return model, optimizer
 
@@ -127,32 +167,35 @@ def plain_model(model):
   return model
 
 
-def evaluate(model, data, t):
-  """Accuracies on every task's test data after task t (single head over seen classes)."""
+def evaluate(model, data, t, split="test"):
+  """Accuracies on every task's `split` data after task t (single head over seen classes)."""
+  images, labels = data.split(split)
   mask = tf.constant(data.seen_mask(t))
 
   @tf.function
   def predict(x):
     return tf.argmax(tf.where(mask[None], model(x, training=False), -np.inf), axis=1)
 
-  pred = np.concatenate([predict(tf.constant(data.test_x[i:i + 1000])).numpy()
-                         for i in range(0, len(data.test_x), 1000)])
+  pred = np.concatenate([predict(tf.constant(images[i:i + 1000])).numpy()
+                         for i in range(0, len(images), 1000)])
   accs = []
   for j, classes in enumerate(data.tasks):
-    idx = tasks_lib.class_indices(data.test_y, classes)
-    accs.append(float(np.mean(pred[idx] == data.test_y[idx])) if j <= t else np.nan)
+    idx = tasks_lib.class_indices(labels, classes)
+    accs.append(float(np.mean(pred[idx] == labels[idx])) if j <= t else np.nan)
   return np.array(accs)
 
 
 def fisher_images(cfg, data, t):
-  """The `fisher_samples` training images of task t used for rotations and the Fisher."""
+  """The `fisher_samples` images of task t (from `cfg.fisher_split`) used for rotations and the
+  Fisher: an equal share per class, all of a class's images where it has fewer."""
   classes = data.tasks[t]
-  labels = data.train_y
+  images, labels = data.split(cfg.fisher_split)
   task_idx = tasks_lib.class_indices(labels, classes)
-  per_class = max(1, cfg.fisher_samples // len(classes))
+  counts = np.bincount(labels[task_idx], minlength=data.num_classes)[list(classes)]
+  per_class = max(1, min(cfg.fisher_samples // len(classes), int(counts.min())))
   idx = tasks_lib.per_class_subset(labels[task_idx], per_class, seed=cfg.seed * 1000 + t)
   chosen = task_idx[idx]
-  return data.train_x[chosen], labels[chosen]
+  return images[chosen], labels[chosen]
 
 
 def fisher_energy(model, images, labels, mask, seed):
@@ -208,7 +251,8 @@ def _end_of_task(cfg, data, t, model, penalty, writer, energies):
     energy_labels = labels if cfg.fisher == "empirical" else None
     energies[f"before_task{t + 1}"] = fisher_energy(model, images, energy_labels, mask, seed)
     bases = rotation.compute_bases(model, images, seed=seed, class_mask=mask,
-                                   batch_size=cfg.fisher_batch_size)
+                                   batch_size=cfg.fisher_batch_size,
+                                   output_rotation=cfg.output_rotation)
     rotation.set_bases(model, bases)
     energies[f"after_task{t + 1}"] = fisher_energy(model, images, energy_labels, mask, seed)
     logging.info("%s: Fisher diagonal energy after task %d: %.3f -> %.3f", cfg.name, t + 1,
@@ -320,6 +364,9 @@ def run(rt, cfg, data, run_dir, first_task):
     steps_before += steps
 
   record = {**cfg.record_config(), **continual_metrics.summary(matrix.numpy())}
+  if data.val_x is not None:
+    val = evaluate(model, data, num_tasks - 1, "validation")
+    record.update(val_task_accuracy=val.tolist(), val_average_accuracy=float(np.mean(val)))
   if energies:
     first = sorted(k for k in energies if k.startswith("before"))[0]
     record["fisher_energy_before"] = energies[first]["overall"]

@@ -62,3 +62,25 @@ def stratified_split(labels, test_per_class, seed):
   test = per_class_subset(labels, test_per_class, seed)
   train = np.setdiff1d(np.arange(len(labels)), test)
   return train, test
+
+
+def validation_split(labels, fraction, seed=0):
+  """(train, validation) sorted index arrays: round(fraction * n_c) validation examples drawn
+  from every class c (stratified, deterministic in `seed`).
+
+  Raises ValueError (naming --validation_fraction) when a class would give all or none of its
+  examples to validation.
+  """
+  labels = np.asarray(labels)
+  rng = np.random.default_rng(seed)
+  chosen = []
+  for c in np.unique(labels):
+    idx = np.flatnonzero(labels == c)
+    k = int(round(fraction * len(idx)))
+    if not 0 < k < len(idx):
+      raise ValueError(f"--validation_fraction={fraction:g}: class {c} has {len(idx)} training "
+                       f"examples, which would give {k} to validation; choose a fraction that "
+                       "leaves at least one example on each side.")
+    chosen.append(rng.choice(idx, k, replace=False))
+  val = np.sort(np.concatenate(chosen))
+  return np.setdiff1d(np.arange(len(labels)), val), val

@@ -177,15 +177,17 @@ def flags_table(module_name):
   return "\n".join(["| flag | allowed | default | meaning |", "|---|---|---|---|", *rows])
 
 
-def ints(values, flag, minimum=None):
-  """A list flag's values as integers (each >= minimum when given); a usage error naming the
-  flag otherwise."""
+def ints(values, flag, minimum=None, distinct=False):
+  """A list flag's values as integers (each >= minimum when given; no repeats when `distinct`);
+  a usage error naming the flag otherwise."""
   try:
     out = [int(v) for v in values]
   except ValueError:
     raise app.UsageError(f"--{flag}={','.join(values)}: expected integers.") from None
   if minimum is not None and any(v < minimum for v in out):
     raise app.UsageError(f"--{flag}={','.join(values)}: values must be >= {minimum}.")
+  if distinct and len(set(out)) != len(out):
+    raise app.UsageError(f"--{flag}={','.join(values)}: a value is repeated; list each once.")
   return out
 
 

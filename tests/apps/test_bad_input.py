@@ -106,6 +106,12 @@ REWC = [
      ["t10k-labels-idx1-ubyte.gz is damaged", "--reinstall"], "damaged_idx"),
     (["--export_dir={tmp}/afile"], ["--export_dir={tmp}/afile", "is a file"]),
     (["--seeds=0,-1"], ["--seeds=0,-1", ">= 0"]),
+    (["--seeds=0,1,0"], ["--seeds=0,1,0", "repeated"]),
+    (["--optimizer=adam,rmsprop"], ["--optimizer", "rmsprop", "adam, sgd"]),
+    (["--fisher_split=test"], ["--fisher_split", "<validation|train>"]),
+    (["--output_rotation=transposed"], ["--output_rotation", "<paper|reference_code>"]),
+    (["--validation_fraction=0.0001"], ["--validation_fraction=0.0001", "at least one"]),
+    (["--validation_fraction=2"], ["--validation_fraction", "1.0"]),
 ]
 
 TRANSFER_GAN = [

@@ -63,3 +63,17 @@ def test_mixmatch_program(tmp_path):
   entries = serving_fuzz.assert_rejects_bad_requests(str(tmp_path / "export" / "1"))
   assert {e["signature"] for e in entries} == set(names)
   assert any(e["request"] == "seg: seg 255" for e in entries)
+
+
+def test_the_ablation_walks_one_change_at_a_time_to_the_default_objective():
+  """Its last step trains the flags' default (reference) model, which the program reuses."""
+  from absl import flags
+  from lamp_tf.apps import mixmatch
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()  # the definitions' defaults
+  steps, default = mixmatch.ablation_steps(), mixmatch.reference_variant()
+  assert mixmatch.trains_like(steps[-1], default)
+  assert not any(mixmatch.trains_like(s, default) for s in steps[:-1])
+  assert mixmatch.trains_like(steps[0], steps[1]) and steps[0].test_bn != steps[1].test_bn
+  for a, b in zip(steps[1:], steps[2:]):
+    assert not mixmatch.trains_like(a, b), (a.name, b.name)

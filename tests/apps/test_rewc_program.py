@@ -48,7 +48,9 @@ def test_results_records_and_report(workdir):
       ("ft", None, None), ("ewc", None, 10.0), ("rewc", "all", 10.0), ("ewc", None, 1000.0),
       ("rewc", "all", 1000.0)]
   for r in runs:
-    assert {"seed", "task_accuracy", "average_accuracy", "forgetting"} <= set(r)
+    assert {"seed", "task_accuracy", "average_accuracy", "forgetting", "val_task_accuracy",
+            "val_average_accuracy", "optimizer"} <= set(r)
+    assert r["val_average_accuracy"] == pytest.approx(np.mean(r["val_task_accuracy"]))
     assert len(r["task_accuracy"]) == 2
     assert r["average_accuracy"] == pytest.approx(np.mean(r["task_accuracy"]))
   rewc = [r for r in runs if r["method"] == "rewc"]
@@ -57,6 +59,12 @@ def test_results_records_and_report(workdir):
   assert len({r["accuracy_matrix"][0][0] for r in runs}) == 1
   report = (workdir / "REPORT.md").read_text()
   assert "| method | λ=10 | λ=1000 |" in report and "| R-EWC all |" in report
+  assert "| method | λ (validation) |" in report and "oracle λ (test)" in report
+  # λ is selected on validation: the selected row's λ has the best mean validation accuracy
+  section = report.split("Selected λ per method", 1)[1].splitlines()
+  row = next(line for line in section if line.startswith("| EWC | "))
+  best = max((r for r in runs if r["method"] == "ewc"), key=lambda r: r["val_average_accuracy"])
+  assert row.split(" | ")[1] == f"{best['lambda']:g}"
   for fig in results["figures"]:
     assert (workdir / fig).stat().st_size > 1000 and f"({fig})" in report
   assert any(f.startswith("accuracy_matrix") for f in results["figures"])
@@ -71,9 +79,10 @@ def test_export_serves_in_fresh_process_with_the_recorded_accuracy(workdir, tmp_
   assert out.returncode == 0, out.stderr[-3000:]
   accuracy = float(np.mean(np.load(tmp_path / "y.npy") == test.labels))
   runs = json.loads((workdir / "results.json").read_text())["runs"]
-  # The best run (by average accuracy) was exported; both tasks have 500 test images, so its
-  # accuracy over the whole test set is its average accuracy.
-  assert accuracy == pytest.approx(max(r["average_accuracy"] for r in runs), abs=1e-6)
+  # The best run on validation was exported; both tasks have 500 test images, so its accuracy
+  # over the whole test set is its (test) average accuracy.
+  best = max(runs, key=lambda r: r["val_average_accuracy"])
+  assert accuracy == pytest.approx(best["average_accuracy"], abs=1e-6)
 
 
 def test_the_served_classifier_rejects_bad_requests(workdir):

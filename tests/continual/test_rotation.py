@@ -94,6 +94,33 @@ def test_rotation_concentrates_fisher_energy_on_the_diagonal(trained_lenet):
   assert after > 2 * before, (before, after)
 
 
+def test_reference_code_output_rotation_is_the_transpose_and_less_diagonal(trained_lenet):
+  """The authors' code (utils/lenet_utils.py compute_svd) stores Wp = Q1 W Q2 with
+  Q1 = (U1^T U1)^-1 U1^T and Q2 = U2^T (U2 U2^T)^-1 and computes x U1 Wp U2."""
+  model, x, _, mask = trained_lenet
+  rotated = rotation.rotated_copy(model, ["conv2", "fc1", "fc2"])
+  factors = rotation.kronecker_factors(model, x, ["fc1"], seed=0, class_mask=mask)
+  u1, u2 = rotation.eigenbases(factors)["fc1"]  # U1, U2 as the paper (eigenvectors are
+  q1 = np.linalg.inv(u1.T @ u1) @ u1.T            # unique up to sign: take ours for both)
+  q2 = u2.T @ np.linalg.inv(u2 @ u2.T)
+  w = model.get_layer("fc1").kernel.numpy().astype(np.float64)
+  wp = q1 @ w @ q2  # the reference's rotated kernel
+  np.testing.assert_allclose(u1 @ wp @ u2, w, atol=1e-9)  # the reference's forward map
+  ref = rotation.eigenbases(factors, "reference_code")["fc1"]
+  np.testing.assert_allclose(rotation.rotate_kernel(w, *ref), wp, atol=1e-9)
+  np.testing.assert_allclose(rotation.unrotate_kernel(wp, *ref, w.shape), w, atol=1e-9)
+  assert np.abs(rotation.rotate_kernel(w, u1, u2) - wp).max() > 1e-3  # the paper's differs
+  energies = {}
+  for kind in rotation.OUTPUT_ROTATIONS:
+    rotation.set_bases(rotated, rotation.compute_bases(rotated, x, seed=0, class_mask=mask,
+                                                       output_rotation=kind))
+    energies[kind] = _energy(rotated, x, mask)
+  print(energies)
+  assert energies["paper"] > energies["reference_code"], energies
+  with pytest.raises(ValueError, match="--output_rotation"):
+    rotation.eigenbases(factors, "transposed")
+
+
 def test_rotated_layers_have_fixed_non_trainable_maps():
   layer = RotatedDense(3)
   layer.build((None, 4))

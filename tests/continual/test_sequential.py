@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from lamp_tf.continual import sequential
-from lamp_tf.data import preprocess, sources
+from lamp_tf.data import preprocess, sources, tasks as tasks_lib
 from lamp_tf.runtime import flags as runtime_flags
 
 
@@ -20,8 +20,10 @@ def data():
   def prep(x):
     return preprocess.prepare(x, 32, "pad", value_range="0,1").numpy()
 
+  val = np.arange(1, len(train), 10)  # 400 held-out images for the Fisher and rotations
   return sequential.TaskData(prep(train.images[keep]), train.labels[keep], prep(test.images),
-                             test.labels, ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9)), 10, (28, 28, 1))
+                             test.labels, ((0, 1, 2, 3, 4), (5, 6, 7, 8, 9)), 10, (28, 28, 1),
+                             val_x=prep(train.images[val]), val_y=train.labels[val])
 
 
 def _rt(path):
@@ -78,6 +80,46 @@ def test_run_crashed_mid_task_resumes_to_the_same_result(data, tmp_path):
   assert resumed["task_accuracy"] == pytest.approx(full["task_accuracy"], abs=2e-3)
   for a, b in zip(full_model.get_weights(), resumed_model.get_weights()):
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_with_sgd_rewc_at_lambda_0_follows_ft_and_with_adam_it_does_not(data, tmp_path):
+  """An orthogonal re-parameterisation is invisible to plain gradient descent, not to Adam."""
+  rt = _rt(tmp_path)
+  weights = {}
+  for opt, lr in (("sgd", 0.1), ("adam", 1e-3)):
+    base = dataclasses.replace(CFG, epochs=1, optimizer=opt, lr=lr, fisher_split="train")
+    first = sequential.train_first_task(rt, base, data, str(tmp_path / base.first_task_name))
+    for method in ("ft", "rewc"):
+      cfg = dataclasses.replace(base, method=method, rotate="all", lam=0.0)
+      _, model = sequential.run(rt, cfg, data, str(tmp_path / cfg.name), first)
+      weights[opt, method] = sequential.plain_model(model).get_weights()
+  start = [np.asarray(w) for w in first[0]]
+
+  def gap(opt):  # largest difference FT vs R-EWC, relative to how far task 2 moved the weights
+    return max(np.abs(a - b).max() / np.abs(a - s).max()
+               for a, b, s in zip(weights[opt, "ft"], weights[opt, "rewc"], start))
+
+  assert gap("sgd") < 1e-3, gap("sgd")
+  assert gap("adam") > 0.1, gap("adam")
+
+
+def test_validation_split_is_stratified_disjoint_and_fixed():
+  labels = np.repeat(np.arange(4), [10, 20, 30, 40])
+  train, val = tasks_lib.validation_split(labels, 0.1, seed=0)
+  assert np.bincount(labels[val]).tolist() == [1, 2, 3, 4]
+  assert not set(train) & set(val) and len(train) + len(val) == len(labels)
+  again = tasks_lib.validation_split(labels, 0.1, seed=0)
+  assert np.array_equal(again[1], val)
+  with pytest.raises(ValueError, match="--validation_fraction"):
+    tasks_lib.validation_split(labels, 0.01, seed=0)  # class 0 would get none
+
+
+def test_fisher_images_come_from_the_chosen_split(data):
+  for split, x in (("train", data.train_x), ("validation", data.val_x)):
+    images, labels = sequential.fisher_images(dataclasses.replace(CFG, fisher_split=split),
+                                              data, 0)
+    assert len(images) == CFG.fisher_samples and set(labels) == set(data.tasks[0])
+    assert all((x == im).all(axis=(1, 2, 3)).any() for im in images[:5])
 
 
 def test_task_loss_never_covers_learned_classes(data):
