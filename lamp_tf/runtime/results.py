@@ -94,11 +94,15 @@ def mean_std(values, scale=1.0, digits=2):
 
 
 def markdown_table(header, rows):
-  """A Markdown table from a header list and rows of cells (formatted with `format_value`)."""
-  lines = ["| " + " | ".join(str(h) for h in header) + " |",
+  """A Markdown table from a header list and rows of cells (formatted with `format_value`; a
+  '|' inside a cell is escaped so that it cannot split the cell)."""
+  def cell(text):
+    return text.replace("|", "\\|")
+
+  lines = ["| " + " | ".join(cell(str(h)) for h in header) + " |",
            "|" + "|".join("---" for _ in header) + "|"]
   for row in rows:
-    lines.append("| " + " | ".join(format_value(c) for c in row) + " |")
+    lines.append("| " + " | ".join(cell(format_value(c)) for c in row) + " |")
   return "\n".join(lines)
 
 

@@ -57,6 +57,8 @@ def test_a_damaged_record_is_set_aside_and_a_damaged_results_file_named(tmp_path
 def test_markdown_table_and_report(tmp_path):
   table = results.markdown_table(["a", "b"], [["x", 0.12345], ["y", float("nan")]])
   assert table.splitlines() == ["| a | b |", "|---|---|", "| x | 0.12 |", "| y | nan |"]
+  noise = results.markdown_table(["step"], [["+ |N(0, 0.5)| noise"]])
+  assert noise.splitlines()[2] == "| + \\|N(0, 0.5)\\| noise |"  # one cell, not three
   results.write_report(str(tmp_path), "Title", [("Section", table)])
   text = (tmp_path / "REPORT.md").read_text()
   assert text.startswith("# Title\n") and "## Section" in text and "| x | 0.12 |" in text
