@@ -564,7 +564,7 @@ def claims(records, recolour_scores):
   """The talk's claims on mix-and-match (mean over seeds; the main side information and
   test-time batch norm)."""
   main, bn = FLAGS.main_side_info, FLAGS.test_bn
-  miou = lambda rs: 100 * np.mean([r["miou"] for r in rs]) if rs else None
+  miou = lambda rs: [100 * r["miou"] for r in rs] or None  # per seed
   zero = miou(_select(records, method="mm_zero_pair", side_info=main, test_bn=bn,
                       objective="flags"))
   cascades = {"M&M cascade": miou(_select(records, method="mm_cascade", side_info=main,
@@ -574,18 +574,22 @@ def claims(records, recolour_scores):
                                                              method="pix2pix_l1_cascade"))}
   cascades = {k: v for k, v in cascades.items() if v is not None}
   out = []
+  seeds = f" ({len(zero)} seed{'s' if len(zero or []) > 1 else ''})" if zero else ""
   if zero is not None and cascades:
     out.append(results.claim(
         "Zero-pair depth → segmentation beats the cascades",
-        f"mIoU: zero-pair {zero:.1f}%, " + ", ".join(f"{k} {v:.1f}%"
-                                                    for k, v in cascades.items()),
-        all(zero > v for v in cascades.values())))
+        f"mean mIoU{seeds}: zero-pair {np.mean(zero):.1f}%, " + ", ".join(
+            f"{k} {np.mean(v):.1f}%{results.spread_note(zero, v)}"
+            for k, v in cascades.items()),
+        all(results.above(zero, v) for v in cascades.values())))
   sides = {s: miou(_select(records, method="mm_zero_pair", side_info=s, test_bn=bn,
                            objective="flags")) for s in ("indices", "skip")}
   if None not in sides.values():
+    ind, skip = sides["indices"], sides["skip"]
     out.append(results.claim("Pooling indices beat skip connections as side information",
-                             f"zero-pair mIoU: indices {sides['indices']:.1f}%, skip "
-                             f"{sides['skip']:.1f}%", sides["indices"] > sides["skip"]))
+                             f"zero-pair mean mIoU{seeds}: indices {np.mean(ind):.1f}%, skip "
+                             f"{np.mean(skip):.1f}%{results.spread_note(ind, skip)}",
+                             results.above(ind, skip)))
   if recolour_scores is not None:
     chance = 100 / len(colours.NAMES)
     acc = 100 * recolour_scores["accuracy_zero_pair"]

@@ -251,19 +251,21 @@ def decomposition_table(records, best):
 
 
 def claims(best):
-  """The talk's claim on R-EWC, tested on the best λ of each method (mean over seeds)."""
-  first = {name: 100 * np.mean([r["task_accuracy"][0] for r in rs])
-           for name, (_, rs) in best.items()}
+  """The talk's claim on R-EWC, tested at each method's selected λ (the R-EWC variant with the
+  best validation accuracy), per seed: R-EWC must keep more of task 1 than EWC beyond the seed
+  spread (results.above)."""
+  first = {name: [100 * r["task_accuracy"][0] for r in rs] for name, (_, rs) in best.items()}
   rewc = [n for n in first if n.startswith("R-EWC")]
   if "FT" not in first or "EWC" not in first or not rewc:
     return []
-  top = max(rewc, key=lambda n: np.mean([r["average_accuracy"] for r in best[n][1]]))
-  evidence = (f"task-1 accuracy after the last task: FT {first['FT']:.1f}%, EWC "
-              f"{first['EWC']:.1f}% (λ={best['EWC'][0]:g}), {top} {first[top]:.1f}% "
-              f"(λ={best[top][0]:g})")
+  top = max(rewc, key=lambda n: np.mean([r["val_average_accuracy"] for r in best[n][1]]))
+  evidence = (f"task-1 accuracy after the last task, mean over {len(first[top])} seed(s): FT "
+              f"{np.mean(first['FT']):.1f}%, EWC {np.mean(first['EWC']):.1f}% "
+              f"(λ={best['EWC'][0]:g}), {top} {np.mean(first[top]):.1f}% (λ={best[top][0]:g})"
+              f"{results.spread_note(first[top], first['EWC'])}")
   return [results.claim("FT forgets task 1 (under 50% of it kept) and R-EWC keeps more of it "
-                        "than EWC, each at its best λ", evidence,
-                        first["FT"] < 50 and first[top] > first["EWC"])]
+                        "than EWC, each at its selected λ", evidence,
+                        np.mean(first["FT"]) < 50 and results.above(first[top], first["EWC"]))]
 
 
 def energy_table(records):

@@ -62,6 +62,18 @@ def claim(statement, evidence, holds):
   return {"claim": statement, "evidence": evidence, "holds": bool(holds)}
 
 
+def above(a, b):
+  """Whether per-seed values `a` are above `b` beyond the seed spread: the lowest of `a` above
+  the highest of `b` (the seed ranges do not overlap; a difference within the spread is not a
+  result). With one seed on each side, whether the value is higher."""
+  return bool(np.min(a) > np.max(b))
+
+
+def spread_note(a, b):
+  """' (within the seed spread)' when `a` is above `b` on average but not beyond the spread."""
+  return " (within the seed spread)" if np.mean(a) > np.mean(b) and not above(a, b) else ""
+
+
 def claims_table(claims, source=None):
   """Markdown table of claims (with the experiment each comes from when `source` is given)."""
   header = ["claim of the talk", "numbers from this run", "holds?"]

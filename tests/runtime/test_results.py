@@ -64,6 +64,16 @@ def test_markdown_table_and_report(tmp_path):
   assert text.startswith("# Title\n") and "## Section" in text and "| x | 0.12 |" in text
 
 
+def test_above_needs_a_gap_beyond_the_seed_spread():
+  assert results.above([2.0], [1.0]) and not results.above([1.0], [2.0])  # one seed: the means
+  assert results.above([10.0, 10.2, 9.8], [8.0, 8.1, 7.9])
+  # higher on average by more than either standard deviation, but the seed ranges overlap
+  ind, skip = [16.2, 16.5, 17.0], [15.5, 16.1, 16.5]
+  assert not results.above(ind, skip)
+  assert results.spread_note(ind, skip) == " (within the seed spread)"
+  assert results.spread_note([10.0, 10.2], [8.0, 8.1]) == ""
+
+
 def test_metric_writer_writes_all_kinds_and_disabled_writes_nothing(tmp_path):
   w = MetricWriter(str(tmp_path / "on"))
   w.write_scalars(3, {"loss": 1.5})
