@@ -19,7 +19,6 @@ import dataclasses
 import os
 
 import numpy as np
-import scipy.stats
 import tensorflow as tf
 from absl import app, flags, logging
 
@@ -139,14 +138,14 @@ def run_configs():
 
 
 def _row_name(r):
-  name = {"ft": "FT", "ewc": "EWC"}.get(r["method"], f"R-EWC {r['rotate']}")
-  return name if r.get("optimizer", "adam") == "adam" else f"{name} ({r['optimizer'].upper()})"
+  name = f"R-EWC {r['rotate']}" if r["method"] == "rewc" else r["method"].upper()
+  return name if r["optimizer"] == "adam" else f"{name} ({r['optimizer'].upper()})"
 
 
 def _group(records, keys):
   groups = collections.OrderedDict()
   for r in records:
-    groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
+    groups.setdefault(tuple(r[k] for k in keys), []).append(r)
   return groups
 
 
@@ -182,25 +181,14 @@ def best_by_method(records, score="val_average_accuracy"):
 
 
 def paired_vs_ewc(best, name):
-  """(wins, seeds, paired t-test p, sign-test p) of row `name` against the EWC row of the same
-  optimiser, each at its selected λ: test average accuracy paired by seed (None if no EWC row
-  or no common seed; a p-value is NaN where undefined, e.g. one seed or identical scores)."""
-  ewc_name = name.replace("R-EWC " + name.split()[1], "EWC") if name.startswith("R-EWC") \
-      else None
-  if ewc_name not in best:
+  """results.paired_comparison of an R-EWC row's test average accuracy against the EWC row of
+  the same optimiser, each at its selected λ (None for other rows or without an EWC row)."""
+  rs = best[name][1]
+  ewc = best.get(_row_name({"method": "ewc", "optimizer": rs[0]["optimizer"]}))
+  if rs[0]["method"] != "rewc" or ewc is None:
     return None
-  ours = {r["seed"]: r["average_accuracy"] for r in best[name][1]}
-  ewc = {r["seed"]: r["average_accuracy"] for r in best[ewc_name][1]}
-  seeds = sorted(set(ours) & set(ewc))
-  if not seeds:
-    return None
-  diff = np.array([ours[s] - ewc[s] for s in seeds])
-  wins, losses = int(np.sum(diff > 0)), int(np.sum(diff < 0))
-  t_p = float(scipy.stats.ttest_rel([ours[s] for s in seeds], [ewc[s] for s in seeds]).pvalue) \
-      if len(seeds) > 1 and np.any(diff != diff[0]) else float("nan")
-  sign_p = float(scipy.stats.binomtest(wins, wins + losses).pvalue) if wins + losses else \
-      float("nan")
-  return wins, len(seeds), t_p, sign_p
+  by_seed = lambda records: {r["seed"]: r["average_accuracy"] for r in records}
+  return results.paired_comparison(by_seed(rs), by_seed(ewc[1]))
 
 
 def summary_table(best, oracle):
@@ -228,14 +216,14 @@ def decomposition_table(records, best):
   """Per optimiser: FT, R-EWC at λ=0 (the rotation alone) and at its selected λ (rotation and
   penalty), EWC at its selected λ; test average accuracy over seeds. None without λ=0 runs."""
   rows = []
-  for opt in dict.fromkeys(r.get("optimizer", "adam") for r in records):
+  for opt in dict.fromkeys(r["optimizer"] for r in records):
     for (rotate,), rs in _group([r for r in records if r["method"] == "rewc" and
-                                 r.get("optimizer", "adam") == opt], ["rotate"]).items():
+                                 r["optimizer"] == opt], ["rotate"]).items():
       zero = [r for r in rs if r["lambda"] == 0]
       if not zero:
         continue
       name = _row_name(rs[0])
-      ft = [r for r in records if r["method"] == "ft" and r.get("optimizer", "adam") == opt]
+      ft = [r for r in records if r["method"] == "ft" and r["optimizer"] == opt]
       ewc = best.get(_row_name({"method": "ewc", "optimizer": opt}))
       rows.append([opt, name, _pm([r["average_accuracy"] for r in ft]) if ft else "",
                    _pm([r["average_accuracy"] for r in zero]),

@@ -127,18 +127,20 @@ class RunConfig:
                        f"{', '.join(LOSS_CLASSES)}.")
 
   @property
+  def _opt(self):
+    return "" if self.optimizer == "adam" else f"_{self.optimizer}"
+
+  @property
   def name(self):
-    opt = "" if self.optimizer == "adam" else f"_{self.optimizer}"
     if self.method == "ft":
-      return f"ft{opt}_seed{self.seed}"
+      return f"ft{self._opt}_seed{self.seed}"
     rot = f"_{self.rotate}" if self.method == "rewc" else ""
-    return f"{self.method}{rot}_lam{self.lam:g}{opt}_seed{self.seed}"
+    return f"{self.method}{rot}_lam{self.lam:g}{self._opt}_seed{self.seed}"
 
   @property
   def first_task_name(self):
     """The shared first task of every method of this seed and optimiser."""
-    opt = "" if self.optimizer == "adam" else f"_{self.optimizer}"
-    return f"first_task{opt}_seed{self.seed}"
+    return f"first_task{self._opt}_seed{self.seed}"
 
   def record_config(self):
     return {"method": self.method, "rotate": self.rotate if self.method == "rewc" else None,

@@ -10,6 +10,7 @@ import math
 import os
 
 import numpy as np
+import scipy.stats
 from absl import logging
 
 from lamp_tf.runtime import files
@@ -67,6 +68,22 @@ def above(a, b):
   the highest of `b` (the seed ranges do not overlap; a difference within the spread is not a
   result). With one seed on each side, whether the value is higher."""
   return bool(np.min(a) > np.max(b))
+
+
+def paired_comparison(a, b):
+  """(wins, seeds, paired t-test p, sign-test p) of per-seed scores {seed: value} `a` against
+  `b` on their common seeds (None without one); a p-value is NaN where undefined (one seed,
+  constant differences, no decided seed)."""
+  seeds = sorted(set(a) & set(b))
+  if not seeds:
+    return None
+  diff = np.array([a[s] - b[s] for s in seeds])
+  wins, losses = int(np.sum(diff > 0)), int(np.sum(diff < 0))
+  t_p = float(scipy.stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds]).pvalue) \
+      if len(seeds) > 1 and np.any(diff != diff[0]) else float("nan")
+  sign_p = float(scipy.stats.binomtest(wins, wins + losses).pvalue) if wins + losses \
+      else float("nan")
+  return wins, len(seeds), t_p, sign_p
 
 
 def spread_note(a, b):

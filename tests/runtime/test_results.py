@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import scipy.stats
 import tensorflow as tf
 
 from lamp_tf.runtime import files, results
@@ -72,6 +73,19 @@ def test_above_needs_a_gap_beyond_the_seed_spread():
   assert not results.above(ind, skip)
   assert results.spread_note(ind, skip) == " (within the seed spread)"
   assert results.spread_note([10.0, 10.2], [8.0, 8.1]) == ""
+
+
+def test_paired_comparison_by_hand():
+  a = {0: 0.70, 1: 0.72, 2: 0.69, 3: 0.75, 4: 0.71, 9: 0.5}  # seed 9 has no partner
+  b = {0: 0.65, 1: 0.70, 2: 0.70, 3: 0.71, 4: 0.66}
+  wins, n, t_p, sign_p = results.paired_comparison(a, b)
+  d = np.array([0.05, 0.02, -0.01, 0.04, 0.05])
+  t = d.mean() / (d.std(ddof=1) / np.sqrt(5))  # paired t statistic, 4 degrees of freedom
+  assert (wins, n) == (4, 5)
+  assert t_p == pytest.approx(2 * scipy.stats.t.sf(abs(t), 4))
+  assert sign_p == pytest.approx(2 * (5 + 1) / 2 ** 5)  # P(>= 4 of 5 heads), two-sided
+  assert np.isnan(results.paired_comparison({0: 1.0}, {0: 0.5})[2])  # one seed: no t-test
+  assert results.paired_comparison({0: 1.0}, {1: 0.5}) is None
 
 
 def test_metric_writer_writes_all_kinds_and_disabled_writes_nothing(tmp_path):
