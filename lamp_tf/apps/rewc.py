@@ -3,7 +3,9 @@ r"""lamp-tf-rewc: class-incremental classification with fine-tuning, EWC and R-E
   lamp-tf-rewc --flagfile=flags/rewc_mnist.cfg --workdir=runs/rewc_mnist
 
 Sweeps optimisers x methods x rotation variants x lambdas x seeds; every run resumes from its
-checkpoint and a finished run is not trained again. A validation split is carved from the
+checkpoint and a finished run is not trained again. A run whose loss becomes non-finite (plain
+SGD with a penalty λ·F beyond its step size's stability limit) is recorded as diverged and the
+sweep goes on: a λ that diverged on any seed is shown as such and never selected. A validation split is carved from the
 training data of every class (--validation_fraction); lambda is selected per method on validation
 average accuracy and test accuracy is reported at that lambda (the test-selected lambda stays as
 a labelled oracle column), with per-seed wins against EWC and paired tests over the seeds.
@@ -24,7 +26,7 @@ from absl import app, flags, logging
 
 from lamp_tf.continual import rotation, sequential
 from lamp_tf.data import preprocess, sources, tasks as tasks_lib
-from lamp_tf.runtime import export, figures, flags as runtime_flags, results
+from lamp_tf.runtime import export, figures, flags as runtime_flags, loop, results
 
 FLAGS = flags.FLAGS
 PROGRAM = "lamp-tf-rewc"
@@ -50,7 +52,7 @@ flags.DEFINE_float("lr", 1e-3, "Adam learning rate (the optimiser is reset every
 flags.DEFINE_list("optimizer", ["adam"],
                   "Optimisers, each a row of the tables: adam (reference) and/or sgd (plain "
                   "gradient descent, blind to the rotation: R-EWC at λ=0 equals FT).")
-flags.DEFINE_float("sgd_lr", 0.1, "Learning rate of --optimizer=sgd.", lower_bound=0.0)
+flags.DEFINE_float("sgd_lr", 0.5, "Learning rate of --optimizer=sgd.", lower_bound=0.0)
 flags.DEFINE_float("validation_fraction", 0.1,
                    "Share of each class's training images held out for validation (λ selection "
                    "and, by default, the Fisher).", lower_bound=0.0, upper_bound=1.0)
@@ -142,6 +144,22 @@ def _row_name(r):
   return name if r["optimizer"] == "adam" else f"{name} ({r['optimizer'].upper()})"
 
 
+def _key(r):
+  return r["optimizer"], r["method"], r["rotate"], r["lambda"]
+
+
+def split_diverged(records):
+  """(kept, diverged): every run of an (optimiser, method, variant, λ) with a diverged seed goes
+  to `diverged`, so that λ is never selected nor averaged over its surviving seeds."""
+  bad = {_key(r) for r in records if "diverged" in r}
+  return [r for r in records if _key(r) not in bad], [r for r in records if _key(r) in bad]
+
+
+def _run_name(r):
+  lam = "" if r["lambda"] is None else f" λ={r['lambda']:g}"
+  return f"{_row_name(r)}{lam} seed {r['seed']}"
+
+
 def _group(records, keys):
   groups = collections.OrderedDict()
   for r in records:
@@ -159,8 +177,9 @@ def paper_table(records, lambdas):
     cells = []
     for lam in lambdas:
       sel = [r for r in rs if r["method"] == "ft" or r["lambda"] == lam]
-      if not sel:
-        cells.append("")
+      failed = sum("diverged" in r for r in sel)
+      if not sel or failed:
+        cells.append(f"diverged ({failed}/{len(sel)} seeds)" if failed else "")
         continue
       accs = np.array([r["task_accuracy"] for r in sel])
       cells.append(" / ".join(_pm(accs[:, j]) for j in range(accs.shape[1])))
@@ -336,7 +355,10 @@ def export_classifier(rt, cfg, data, export_dir):
 def _best_config(configs, records):
   """The run to export: the best (method, variant, λ, optimiser) on validation, its first seed."""
   scores = collections.defaultdict(list)
+  kept = split_diverged(records)[0]
   for cfg, r in zip(configs, records):
+    if r not in kept:
+      continue
     scores[(cfg.optimizer, cfg.method, cfg.rotate, cfg.lam)].append(
         (r["val_average_accuracy"], cfg))
   best = max(scores.values(), key=lambda v: np.mean([s for s, _ in v]))
@@ -347,7 +369,7 @@ def _record(run_dir):
   """A finished run's record, None if unfinished; a usage error for a run trained before the
   validation split existed (it trained on the images now held out)."""
   record = results.load_record(run_dir)
-  if record is not None and "val_average_accuracy" not in record:
+  if record is not None and not {"val_average_accuracy", "diverged"} & set(record):
     raise app.UsageError(f"{run_dir} was trained by an older version on all training images, "
                          "validation included; choose a new --workdir or delete that run.")
   return record
@@ -380,23 +402,33 @@ def main(argv):
       logging.info("run %s", cfg.name)
       first = sequential.train_first_task(
           rt, cfg, data, os.path.join(FLAGS.workdir, "runs", cfg.first_task_name))
-      record, _ = sequential.run(rt, cfg, data, run_dir, first)
+      try:
+        record, _ = sequential.run(rt, cfg, data, run_dir, first)
+      except loop.NonFiniteLossError as e:
+        logging.warning("%s diverged (%s); recorded as such, the sweep goes on.", cfg.name,
+                        str(e).split(". ")[0])
+        record = {**cfg.record_config(), "diverged": str(e).split(". ")[0]}
       if rt.is_chief:
         results.save_record(run_dir, record)
         rt.writer(os.path.relpath(run_dir, FLAGS.workdir)).write_hparams(
             {**cfg.record_config(), "model": cfg.model, "dataset": FLAGS.dataset})
-    logging.info("%s: average accuracy %.4f, per task %s", cfg.name, record["average_accuracy"],
-                 np.round(record["task_accuracy"], 4).tolist())
+    if "diverged" not in record:
+      logging.info("%s: average accuracy %.4f, per task %s", cfg.name,
+                   record["average_accuracy"], np.round(record["task_accuracy"], 4).tolist())
     records.append(record)
 
   if not rt.is_chief:
     return
   lambdas = sorted(set(runtime_flags.floats(FLAGS.lambdas, "lambdas", minimum=0.0)))
+  every = records
+  records, diverged = split_diverged(every)
+  if not records:
+    raise app.UsageError("every run diverged (non-finite loss); lower --sgd_lr or --lr.")
   best, oracle = best_by_method(records), best_by_method(records, "average_accuracy")
   figs = make_figures(FLAGS.workdir, records, best, lambdas, len(data.tasks),
                       rt.writer("summary"))
   flat = [{k: v for k, v in r.items() if k != "accuracy_matrix"} | {"accuracy_matrix":
-          r["accuracy_matrix"]} for r in records]
+          r.get("accuracy_matrix")} for r in every]
   claim_list = claims(best)
   results.write_results(FLAGS.workdir, PROGRAM, runtime_flags.flag_values(), flat, figs,
                         claim_list)
@@ -417,7 +449,8 @@ def main(argv):
                 "at that λ. Single-head evaluation (argmax over all classes seen so far)."),
       ("Accuracy after the last task (paper layout)",
        "Cells: accuracy % on " + " / ".join(f"task {j + 1}" for j in range(num_tasks)) +
-       ", mean±std over seeds.\n\n" + paper_table(records, lambdas)),
+       ", mean±std over seeds; \"diverged\": the loss became non-finite on some seeds (that λ "
+       "is not selected).\n\n" + paper_table(every, lambdas)),
       ("Selected λ per method",
        "λ selected on validation; test accuracies at that λ, mean±std over seeds. Against EWC "
        "(same optimiser, its own selected λ): seeds where the method's test average accuracy "
@@ -437,11 +470,17 @@ def main(argv):
                      "Share ||diag F||² / ||F||²_F of the sample Fisher of the rotated layers' "
                      "kernels on the task-1 Fisher images, before and after the rotation.\n\n" +
                      energy_table(records) + "\n\n![fisher energy](fisher_energy.png)"))
+  if diverged:
+    sections.append(("Diverged runs",
+                     "Runs whose loss became non-finite; each λ listed is left out of the "
+                     "selection and of the means.\n\n" + results.markdown_table(
+                         ["run", "where"], [[_run_name(r), r.get("diverged", "(another seed "
+                                             "diverged)")] for r in diverged])))
   sections.append(("Figures", "\n\n".join(f"![{p}]({p})" for p in figs
                                           if p != "fisher_energy.png")))
   results.write_report(FLAGS.workdir, "R-EWC: rotated elastic weight consolidation", sections,
                        claim_list)
-  export_classifier(rt, _best_config(configs, records), data, FLAGS.export_dir)
+  export_classifier(rt, _best_config(configs, every), data, FLAGS.export_dir)
 
 
 def run():

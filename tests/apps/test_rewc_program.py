@@ -106,6 +106,29 @@ def test_rerun_reuses_finished_runs_and_export_only(workdir):
   assert json.loads((workdir / "results.json").read_text())["runs"] == json.loads(before)["runs"]
 
 
+def test_a_diverged_run_is_recorded_and_its_lambda_never_selected(tmp_path):
+  # Plain SGD with a huge penalty weight: λ·F far beyond the step's stability limit 2/lr.
+  work = tmp_path / "w"
+  args = TINY[:2] + ["--epochs=1", "--batch_size=50", "--methods=ft,ewc", "--lambdas=0,1e9",
+                     "--seeds=0", "--optimizer=sgd", "--fisher_samples=50",
+                     "--log_every_secs=1000", f"--workdir={work}",
+                     f"--export_dir={tmp_path / 'e'}"]
+  out = _run(args)
+  assert out.returncode == 0, out.stderr[-4000:]
+  runs = json.loads((work / "results.json").read_text())["runs"]
+  bad = [r for r in runs if "diverged" in r]
+  assert [(r["method"], r["lambda"]) for r in bad] == [("ewc", 1e9)]
+  assert "non-finite loss" in bad[0]["diverged"] and bad[0]["accuracy_matrix"] is None
+  report = (work / "REPORT.md").read_text()
+  assert "| EWC (SGD) | " in report and "diverged (1/1 seeds)" in report
+  row = next(line for line in report.split("Selected λ per method", 1)[1].splitlines()
+             if line.startswith("| EWC (SGD) | "))
+  assert row.split(" | ")[1] == "0"  # the only λ that trained
+  assert "Diverged runs" in report and "EWC (SGD) λ=1e+09 seed 0" in report
+  out = _run(args)  # a rerun keeps the record: nothing is trained again
+  assert out.returncode == 0 and "diverged (" not in out.stderr, out.stderr[-3000:]
+
+
 MOCK = """
 import sys
 import tensorflow_datasets as tfds
