@@ -20,7 +20,7 @@ EXPERIMENTS = (
     }),
     Experiment("Transferring GANs", "lamp_tf.apps.transfer_gan", {
         "quick": ["transfer_gan_quick.cfg"],
-        "paper": ["transfer_gan_fashion.cfg"],
+        "paper": ["transfer_gan_table1.cfg", "transfer_gan_fashion.cfg"],
     }),
     Experiment("MeRGAN", "lamp_tf.apps.mergan", {
         "quick": ["mergan_mnist_quick.cfg"],

@@ -3,11 +3,17 @@ r"""lamp-tf-transfer-gan: what to transfer when training a GAN on little data.
   lamp-tf-transfer-gan --flagfile=flags/transfer_gan_fashion.cfg --workdir=runs/transfer_gan
 
 Pretrains an unconditional WGAN-GP on each source (once, cached in <workdir>/pretrain/<source>),
-then trains a class-conditional AC-GAN on the target with n images per class, starting the
-generator and/or critic from the pretrained run (configurations none, critic, generator, both),
-and scores every run against the real target test images: FID and KID on the features of a
-target-domain classifier trained by the project (or Inception-v3 from --inception_weights), IW
-from a fresh critic, and the classifier's accuracy on the samples. Experiments:
+then trains a GAN on the target with n images per class, starting the generator and/or critic
+from the pretrained run (configurations none, critic, generator, both): unconditional as the
+paper's Table 1 (--target_mode=unconditional, the default; the reference code fine-tunes every
+weight at lr 1e-5, batch 16: flags/transfer_gan_table1.cfg) or a class-conditional AC-GAN
+(--target_mode=conditional, the paper's unconditional -> conditional experiment). Every run is
+scored against the real target test images: FID and KID on the features of a target-domain
+classifier trained by the project (or Inception-v3 from --inception_weights), IW from a fresh
+critic, and (conditional) the classifier's accuracy on the samples. --iw_curve measures IW after
+several critic lengths for the first seed's four configurations, to choose --iw_steps where the
+ranking no longer changes; with several seeds the report gives the rank agreement (Kendall's
+tau) of FID, KID and IW across seeds and between metrics. Experiments:
 - configs: the four configurations at --main_size images per class;
 - limited: scratch vs pretrained (both) for each of --target_sizes;
 - sources: every --sources entry (both) and scratch at --main_size, ranked by FID.
@@ -21,6 +27,7 @@ import dataclasses
 import os
 
 import numpy as np
+import scipy.stats
 from absl import app, flags, logging
 
 from lamp_tf.apps import gan_flags
@@ -53,6 +60,11 @@ flags.DEFINE_list("target_sizes", ["10", "100", "1000", "0"],
 flags.DEFINE_list("seeds", ["0"], "Seeds (tables: mean and std).")
 flags.DEFINE_integer("pretrain_iterations", 5000, "Generator updates on the source.",
                      lower_bound=1)
+flags.DEFINE_float("pretrain_lr", 0.0, "Adam learning rate on the source (0: --lr). The "
+                   "reference fine-tunes at 1e-5 from sources trained at the usual 1e-4.",
+                   lower_bound=0.0)
+flags.DEFINE_integer("pretrain_batch_size", 0, "Batch size on the source (0: --batch_size).",
+                     lower_bound=0)
 flags.DEFINE_integer("iterations", 2000, "Generator updates on the target.", lower_bound=1)
 flags.DEFINE_float("ema_decay", 0.0, "EMA generator decay (0: none).", lower_bound=0.0,
                    upper_bound=1.0)
@@ -61,6 +73,11 @@ flags.DEFINE_integer("freeze_critic", 0, "FreezeD: freeze the first k critic lay
 flags.DEFINE_integer("eval_every", 500, "FID curve period in generator updates.", lower_bound=0)
 flags.DEFINE_integer("num_samples", 5000, "Generated images per score.", lower_bound=10)
 flags.DEFINE_integer("iw_steps", 500, "Training steps of the IW critic.", lower_bound=1)
+flags.DEFINE_enum("target_mode", "unconditional", ["unconditional", "conditional"],
+                  "Target GAN: unconditional (the paper's Table 1) or class-conditional AC-GAN "
+                  "(the pretrained unconditional batch norm copied to every class).")
+flags.DEFINE_list("iw_curve", [], "Critic steps at which IW is measured for the first seed's "
+                  "configs runs (a figure and table to choose --iw_steps from; empty: none).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,10 +87,13 @@ class Run:
   size: int
   seed: int
 
+  conditional: bool = True
+
   @property
   def name(self):
     src = "scratch" if self.config == "none" else self.source.replace(":", "_").replace(",", "")
-    return f"{src}__{self.config}__n{self.size or 'all'}__seed{self.seed}"
+    mode = "" if self.conditional else "__uncond"
+    return f"{src}__{self.config}__n{self.size or 'all'}{mode}__seed{self.seed}"
 
 
 def planned_runs():
@@ -87,17 +107,27 @@ def planned_runs():
   if not FLAGS.sources:
     raise app.UsageError("--sources: give at least one source.")
   seeds = runtime_flags.ints(FLAGS.seeds, "seeds", minimum=0, distinct=True)
+  iw_curve_steps()  # checked before any training
   main, first = FLAGS.main_size, FLAGS.sources[0]
+  run = lambda source, config, size, seed: Run(source, config, size, seed, conditional())
   plan = {}
   if "configs" in FLAGS.experiments:
-    plan["configs"] = [Run(first, c, main, s) for s in seeds for c in FLAGS.configs]
+    plan["configs"] = [run(first, c, main, s) for s in seeds for c in FLAGS.configs]
   if "limited" in FLAGS.experiments:
     sizes = runtime_flags.ints(FLAGS.target_sizes, "target_sizes", minimum=0)
-    plan["limited"] = [Run(first, c, n, s) for s in seeds for n in sizes for c in ("none", "both")]
+    plan["limited"] = [run(first, c, n, s) for s in seeds for n in sizes for c in ("none", "both")]
   if "sources" in FLAGS.experiments:
-    plan["sources"] = [Run(src, "both", main, s) for s in seeds for src in FLAGS.sources] + \
-        [Run(first, "none", main, s) for s in seeds]
+    plan["sources"] = [run(src, "both", main, s) for s in seeds for src in FLAGS.sources] + \
+        [run(first, "none", main, s) for s in seeds]
   return plan
+
+
+def conditional():
+  return FLAGS.target_mode == "conditional"
+
+
+def iw_curve_steps():
+  return runtime_flags.ints(FLAGS.iw_curve, "iw_curve", minimum=1, distinct=True)
 
 
 def train_config(iterations, seed):
@@ -119,7 +149,9 @@ def pretrain(rt, source):
   training.train_gan(rt, run_dir, gan_flags.gan_config(None), data.images,
                      np.zeros(len(data.labels), np.int64),
                      dataclasses.replace(train_config(FLAGS.pretrain_iterations, 0),
-                                         eval_every=0), name=f"pretrain {source}")
+                                         eval_every=0, lr=FLAGS.pretrain_lr or FLAGS.lr,
+                                         batch_size=FLAGS.pretrain_batch_size or
+                                         FLAGS.batch_size), name=f"pretrain {source}")
   return run_dir
 
 
@@ -134,7 +166,8 @@ def make_evaluator(target_test, target_train):
       target_test.images, target_test.labels, target_train.num_classes,
       steps=FLAGS.classifier_steps)
   return gan_eval.GANEvaluator(target_test.images, target_test.labels, extractor or classifier,
-                               num_samples=FLAGS.num_samples, num_classes=target_test.num_classes,
+                               num_samples=FLAGS.num_samples,
+                               num_classes=target_test.num_classes if conditional() else None,
                                iw_steps=FLAGS.iw_steps, classifier=classifier)
 
 
@@ -150,16 +183,19 @@ def train_target(rt, run, target_train, evaluator, pretrained_dirs):
       transfer.initialise(generator, critic, weights, run.config)
 
   freeze = FLAGS.freeze_critic if run.config in ("critic", "both") else 0
+  num_classes = target_train.num_classes if run.conditional else None
+  labels = data.labels if run.conditional else np.zeros(len(data.labels), np.int64)
   result = training.train_gan(
-      rt, run_dir, gan_flags.gan_config(target_train.num_classes), data.images,
-      data.labels, train_config(FLAGS.iterations, run.seed), init=init,
+      rt, run_dir, gan_flags.gan_config(num_classes), data.images,
+      labels, train_config(FLAGS.iterations, run.seed), init=init,
       evaluate=lambda it, g: evaluator(g, with_iw=False), freeze_critic=freeze,
       name=run.name)
   final = evaluator(result.generator, with_iw=True)
   record = {"source": "none" if run.config == "none" else run.source, "config": run.config,
             "target_size": run.size if run.size else "all", "images_per_class": run.size,
             "train_images": int(len(data.labels)), "seed": run.seed,
-            "iterations": FLAGS.iterations, **final,
+            "target_mode": "conditional" if run.conditional else "unconditional",
+            "iterations": FLAGS.iterations, **final, "iw_steps": FLAGS.iw_steps,
             "features": evaluator.label,
             "fid_curve": [[c["iteration"], c["fid"]] for c in result.curve]}
   return record, result.generator
@@ -188,19 +224,89 @@ def claims(records):
       f"pretrained G+D {a:.2f}, scratch {b:.2f}", a < b)]
 
 
+CONFIG_NAMES = {"none": "G scratch / D scratch", "critic": "G scratch / D pretrained",
+                "generator": "G pretrained / D scratch", "both": "G pretrained / D pretrained"}
+BETTER = {"fid": -1.0, "kid": -1.0, "iw": 1.0}  # the sign that makes higher better
+
+
 def configs_table(records):
-  names = {"none": "G scratch / D scratch", "critic": "G scratch / D pretrained",
-           "generator": "G pretrained / D scratch", "both": "G pretrained / D pretrained"}
+  names = CONFIG_NAMES
   present = [c for c in transfer.CONFIGS if _select(records, config=c)]
   rows = []
   for metric, label in (("fid", "FID (lower better)"), ("kid", "KID (lower better)"),
                         ("iw", "IW (higher better)"),
                         ("sample_accuracy", "sample accuracy (higher better)")):
+    if not all(metric in r for r in records):
+      continue  # sample accuracy: conditional targets only
     rows.append([label] +
                 [results.mean_std([r[metric] for r in _select(records, config=c)],
                                   digits=4 if metric == "kid" else 2)
                  for c in present])
   return results.markdown_table(["metric"] + [names[c] for c in present], rows)
+
+
+def ranking(records, metric):
+  """The configurations present, best first by `metric`."""
+  return sorted((r["config"] for r in records), key=lambda c: -BETTER[metric] * next(
+      r[metric] for r in records if r["config"] == c))
+
+
+def rank_agreement(records):
+  """Kendall's tau of the configurations' order by FID, KID and IW (records of one experiment):
+  per metric between every two seeds, and per pair of metrics within each seed, as mean over
+  the pairs (resp. seeds). Two tables, or None with fewer than two configurations."""
+  by_seed = {}
+  for r in records:
+    by_seed.setdefault(r["seed"], []).append(r)
+  configs = [c for c in transfer.CONFIGS if _select(records, config=c)]
+  by_seed = {s: rs for s, rs in by_seed.items() if sorted(r["config"] for r in rs) ==
+             sorted(configs)}
+  if len(configs) < 2 or not by_seed:
+    return None
+  score = lambda rs, m: [BETTER[m] * next(r[m] for r in rs if r["config"] == c) for c in configs]
+  tau = lambda a, b: float(scipy.stats.kendalltau(a, b).statistic)
+  seeds, rows = sorted(by_seed), []
+  for m in BETTER:
+    taus = [tau(score(by_seed[a], m), score(by_seed[b], m))
+            for i, a in enumerate(seeds) for b in seeds[i + 1:]]
+    rows.append([m.upper(), "; ".join(f"seed {s}: " + " > ".join(ranking(by_seed[s], m))
+                                       for s in seeds),
+                 f"{np.mean(taus):.2f} ({len(taus)} pairs)" if taus else "- (one seed)"])
+  seeds_table = results.markdown_table(
+      ["metric", "order of the configurations, best first", "Kendall τ between seeds"], rows)
+  rows = []
+  for a, b in (("fid", "kid"), ("fid", "iw"), ("kid", "iw")):
+    taus = [tau(score(rs, a), score(rs, b)) for rs in by_seed.values()]
+    rows.append([f"{a.upper()} vs {b.upper()}", f"{np.mean(taus):.2f}", len(taus)])
+  return seeds_table, results.markdown_table(
+      ["metrics", "Kendall τ (mean over seeds)", "seeds"], rows)
+
+
+def iw_curves(evaluator, records, steps):
+  """{config: [IW after each of `steps` critic steps]} for the first seed's runs of `records`,
+  each kept in its run directory (iw_curve.json) so a rerun does not train the critics again."""
+  seed = min(r["seed"] for r in records)
+  curves = {}
+  for r in _select(records, seed=seed):
+    path = os.path.join(FLAGS.workdir, "runs", r["run"], "iw_curve.json")
+    cached = results.files.read_json(path) if os.path.exists(path) else {}
+    if cached.get("steps") != steps or cached.get("num_samples") != FLAGS.num_samples:
+      generator, _ = transfer.restore_run(os.path.join(FLAGS.workdir, "runs", r["run"]))
+      logging.info("IW curve of %s over %s critic steps", r["run"], steps)
+      cached = {"steps": steps, "num_samples": FLAGS.num_samples,
+                "iw": evaluator.iw_curve(generator, steps)}
+      results.files.write_json(path, cached)
+    curves[r["config"]] = cached["iw"]
+  return seed, curves
+
+
+def iw_curve_table(curves, steps):
+  rows = []
+  for i, n in enumerate(steps):
+    order = sorted(curves, key=lambda c: -curves[c][i])
+    rows.append([n] + [f"{curves[c][i]:.3f}" for c in curves] + [" > ".join(order)])
+  return results.markdown_table(["critic steps"] + [CONFIG_NAMES[c] for c in curves] +
+                                ["order, best first"], rows)
 
 
 def limited_table(records):
@@ -229,6 +335,7 @@ def sources_table(records):
 
 
 def curve_figure(records, label_key, title):
+  """FID against generator iterations per label: the mean over seeds with a ± std band."""
   series = {}
   for r in records:
     series.setdefault(r[label_key], []).append(r["fid_curve"])
@@ -237,15 +344,20 @@ def curve_figure(records, label_key, title):
     x = [c[0] for c in curves[0]]
     ys = np.array([[c[1] for c in curve] for curve in curves])
     fig_series[str(label)] = (ys.mean(axis=0), ys.std(axis=0) if len(ys) > 1 else None)
-  return figures.lines(x, fig_series, title, "generator iterations", "FID")
+  seeds = len({r["seed"] for r in records})
+  return figures.lines(x, fig_series, f"{title} ({seeds} seed{'s' * (seeds > 1)}"
+                       f"{', ± std' if seeds > 1 else ''})", "generator iterations", "FID",
+                       band=True)
 
 
 def sample_grid(generator, num_classes, seed, per_class=8):
-  labels = np.repeat(np.arange(num_classes), per_class)
+  """One row per class (num_classes rows), or 8 rows of samples of an unconditional one."""
+  rows = num_classes or 8
+  labels = np.repeat(np.arange(num_classes), per_class) if num_classes else \
+      np.zeros(rows * per_class, np.int64)
   images = gan_nets.generate(generator, labels, seed)
-  grid = figures.image_grid(((images + 1) * 127.5).clip(0, 255).astype(np.uint8), num_classes,
+  return figures.image_grid(((images + 1) * 127.5).clip(0, 255).astype(np.uint8), rows,
                             per_class)
-  return grid
 
 
 def _best(records):
@@ -290,6 +402,13 @@ def main(argv):
       record["run"] = name
       if rt.is_chief:
         results.save_record(run_dir, record)
+    elif record.get("iw_steps") != FLAGS.iw_steps:  # --iw_steps chosen again (from --iw_curve)
+      generator, _ = transfer.restore_run(run_dir)
+      logging.info("%s: IW again with a %d-step critic", name, FLAGS.iw_steps)
+      record.update(iw=evaluator.iw_curve(generator, [FLAGS.iw_steps])[0],
+                    iw_steps=FLAGS.iw_steps)
+      if rt.is_chief:
+        results.save_record(run_dir, record)
     done[name] = record
     logging.info("%s: FID %.2f KID %.4f IW %.3f", name, record["fid"], record["kid"], record["iw"])
   if not rt.is_chief:
@@ -299,8 +418,10 @@ def main(argv):
       "Setup",
       f"Target `{FLAGS.target}` (test split: {len(target_test.labels)} real images, the "
       f"reference for every score); sources {', '.join(f'`{s}`' for s in FLAGS.sources)} "
-      f"(unconditional pretraining, {FLAGS.pretrain_iterations} generator updates); target "
-      f"runs: class-conditional AC-GAN ({FLAGS.conditioning}), {FLAGS.architecture} "
+      f"(unconditional pretraining, {FLAGS.pretrain_iterations} generator updates, batch "
+      f"{FLAGS.pretrain_batch_size or FLAGS.batch_size}, Adam {FLAGS.pretrain_lr or FLAGS.lr:g}"
+      "); target "
+      f"runs: {target_description()}, {FLAGS.architecture} "
       f"{FLAGS.resolution}x{FLAGS.resolution}, {FLAGS.iterations} generator updates, batch "
       f"{FLAGS.batch_size}, {FLAGS.n_critic} critic steps, Adam {FLAGS.lr:g} (0, 0.9), seeds "
       f"{FLAGS.seeds}. Scores on {FLAGS.num_samples} samples: {evaluator.label}; IW from a "
@@ -316,13 +437,36 @@ def main(argv):
     seed0 = int(FLAGS.seeds[0])
     for config in FLAGS.configs:
       generator, _ = transfer.restore_run(os.path.join(
-          FLAGS.workdir, "runs", Run(FLAGS.sources[0], config, FLAGS.main_size, seed0).name))
-      grid = sample_grid(generator, target_train.num_classes, seed0)
+          FLAGS.workdir, "runs", Run(FLAGS.sources[0], config, FLAGS.main_size, seed0,
+                                       conditional()).name))
+      grid = sample_grid(generator, target_train.num_classes if conditional() else None, seed0)
       path = f"samples_{config}.png"
-      results.save_figure(figures.image(grid, f"{config}: one row per class"),
+      results.save_figure(figures.image(grid, f"{config}: one row per class" if conditional()
+                                        else f"{config}: unconditional samples"),
                           os.path.join(FLAGS.workdir, path), writer)
       writer.write_images(0, {f"samples/{config}": grid})
       figs.append(path)
+    agreement = rank_agreement(rs)
+    if agreement:
+      sections.append(("Do FID, KID and IW rank the configurations alike?",
+                       "Kendall's τ (1: the same order, -1: reversed) of the configurations "
+                       f"ordered by each metric (IW after {FLAGS.iw_steps} critic steps), "
+                       "between seeds and between metrics.\n\n" + agreement[0] + "\n\n" +
+                       agreement[1]))
+    steps = sorted(iw_curve_steps())
+    if steps:
+      seed, curves = iw_curves(evaluator, rs, steps)
+      fig = figures.lines(steps, {CONFIG_NAMES[c]: (v, None) for c, v in curves.items()},
+                          f"IW against the IW critic's training length (seed {seed})",
+                          "critic steps", "IW (higher better)", logx=True)
+      results.save_figure(fig, os.path.join(FLAGS.workdir, "iw_curve.png"), writer)
+      figs.append("iw_curve.png")
+      sections.append(("IW against the critic's training length",
+                       f"IW of the seed-{seed} model of each configuration, the fresh critic "
+                       "measured after each number of steps (one critic per model, trained once "
+                       f"up to the largest); the tables above use --iw_steps={FLAGS.iw_steps}. "
+                       "Choose it where the order stops changing.\n\n" +
+                       iw_curve_table(curves, steps) + "\n\n![IW curve](iw_curve.png)"))
   if "limited" in plan:
     rs = _select(records, experiment="limited")
     sections.append(("Limited data: scratch vs pretrained", limited_table(rs)))
@@ -346,6 +490,13 @@ def main(argv):
                         claim_list)
   results.write_report(FLAGS.workdir, "Transferring GANs", sections, claim_list)
   export_best(rt, _best(records))
+
+
+def target_description():
+  if conditional():
+    return (f"class-conditional AC-GAN ({FLAGS.conditioning}; the pretrained unconditional "
+            "batch norm copied to every class)")
+  return "unconditional WGAN-GP (the paper's Table 1)"
 
 
 def run():

@@ -36,9 +36,17 @@ class GANEvaluator:
       return np.zeros(self.num_samples, np.int64)
     return rng.choice(self.real_labels, self.num_samples).astype(np.int64)
 
-  def __call__(self, generator, with_iw=True):
+  def samples(self, generator):
+    """(labels, images) of the generated set every score is computed on."""
     labels = self.sample_labels()
-    fake = generate(generator, labels, self.seed, self.z_dim)
+    return labels, generate(generator, labels, self.seed, self.z_dim)
+
+  def iw_curve(self, generator, steps):
+    """IW of the generator's samples after each number of critic steps in `steps`."""
+    return iw_lib.iw_curve(self.real, self.samples(generator)[1], steps, seed=self.seed)
+
+  def __call__(self, generator, with_iw=True):
+    labels, fake = self.samples(generator)
     fake_features = self.extractor.features(fake)
     out = {"fid": fid_lib.fid(self.real_features, fake_features),
            "kid": fid_lib.kid(self.real_features, fake_features,

@@ -25,11 +25,17 @@ def heatmap(matrix, row_labels, col_labels, title, fmt="{:.1f}", vmin=0.0, vmax=
   return fig
 
 
-def lines(x, series, title, xlabel, ylabel, logx=False):
-  """`series`: {label: (y values, optional y errors or None)} over the shared `x`."""
+def lines(x, series, title, xlabel, ylabel, logx=False, band=False):
+  """`series`: {label: (y values, optional y errors or None)} over the shared `x`; the errors
+  as error bars, or as a shaded band y ± err when `band`."""
   fig, ax = plt.subplots(figsize=(6.5, 4))
   for label, (y, err) in series.items():
-    ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
+    if band and err is not None:
+      (line,) = ax.plot(x, y, marker="o", label=label)
+      y, err = np.asarray(y, float), np.asarray(err, float)
+      ax.fill_between(x, y - err, y + err, color=line.get_color(), alpha=0.2)
+    else:
+      ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
   if logx:
     ax.set_xscale("log")
   ax.set_xlabel(xlabel)

@@ -121,6 +121,9 @@ TRANSFER_GAN = [
     (["--sources=no_such_data"], ["--sources=no_such_data", "use one of"]),
     (["--target=fashion_mnist:5,77"], ["--target=", "[77]", "[0, 10)"]),
     (["--ema_decay=1.5"], ["--ema_decay", "[0.0, 1.0]"]),
+    (["--target_mode=semi"], ["--target_mode", "<unconditional|conditional>"]),
+    (["--iw_curve=0,100"], ["--iw_curve=0,100", ">= 1"]),
+    (["--iw_curve=100,100"], ["--iw_curve=100,100", "repeated"]),
 ]
 
 EVALUATE = [

@@ -13,7 +13,7 @@ from tests.conftest import REPO_ROOT
 
 TINY = ["--sources=fashion_mnist:0,1", "--sources=mnist5k",
         "--target=fashion_mnist:5,7",
-        "--configs=none,both", "--main_size=4", "--target_sizes=4", "--seeds=0", "--g_width=16", "--d_width=8",
+        "--target_mode=conditional", "--configs=none,both", "--main_size=4", "--target_sizes=4", "--seeds=0", "--g_width=16", "--d_width=8",
         "--pretrain_iterations=3", "--iterations=4", "--batch_size=8", "--n_critic=2",
         "--eval_every=2", "--num_samples=40", "--iw_steps=5", "--classifier_steps=20",
         "--checkpoint_every=2", "--log_every_secs=1000"]
@@ -91,3 +91,49 @@ def test_export_serves_in_a_fresh_process_and_evaluates(workdir, tmp_path):
   assert record["num_samples"] == 40 and len(record["sample_accuracy_per_class"]) == 2
   assert np.isfinite(record["fid"]) and np.isfinite(record["iw"])
   assert "classifier test accuracy" in record["features"]
+
+
+def test_unconditional_target_with_iw_curve_and_rank_agreement(tmp_path):
+  work = tmp_path / "w"
+  args = [a for a in TINY if not a.startswith(("--target_mode", "--configs", "--seeds"))] + [
+      "--experiments=configs", "--configs=none,critic,generator,both", "--seeds=0,1",
+      "--iw_curve=2,5", "--pretrain_lr=0.0002", "--pretrain_batch_size=4", f"--workdir={work}",
+      f"--export_dir={work / 'export'}"]
+  out = _run("lamp_tf.apps.transfer_gan", args)
+  assert out.returncode == 0, out.stderr[-4000:]
+  runs = json.loads((work / "results.json").read_text())["runs"]
+  assert len(runs) == 8 and {r["target_mode"] for r in runs} == {"unconditional"}
+  assert all("sample_accuracy" not in r and r["run"].endswith(("__uncond__seed0",
+                                                                "__uncond__seed1")) for r in runs)
+  config = json.loads((work / "runs" / runs[0]["run"] / "gan_config.json").read_text())
+  assert config["num_classes"] is None
+  report = (work / "REPORT.md").read_text()
+  assert "unconditional WGAN-GP" in report and "sample accuracy" not in report
+  assert "batch 4, Adam 0.0002" in report  # the pretraining's own settings
+  # The IW curve at --iw_steps (5) is the IW in the records: the same critic, trained as long.
+  for r in (r for r in runs if r["seed"] == 0):
+    curve = json.loads((work / "runs" / r["run"] / "iw_curve.json").read_text())
+    assert curve["steps"] == [2, 5]
+    assert curve["iw"][1] == pytest.approx(r["iw"], abs=1e-4)
+  # Rank agreement: each metric's order per seed, as the records give it.
+  line = next(l for l in report.splitlines() if l.startswith("| FID | "))
+  for seed in (0, 1):
+    rs = sorted((r for r in runs if r["seed"] == seed), key=lambda r: r["fid"])
+    assert f"seed {seed}: " + " > ".join(r["config"] for r in rs) in line
+  # Kendall's τ by hand: concordant minus discordant pairs of configurations, over all pairs.
+  fid = {seed: {r["config"]: r["fid"] for r in runs if r["seed"] == seed} for seed in (0, 1)}
+  names = sorted(fid[0])
+  pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+  tau = sum(np.sign((fid[0][a] - fid[0][b]) * (fid[1][a] - fid[1][b])) for a, b in pairs)
+  assert line.endswith(f" | {tau / len(pairs):.2f} (1 pairs) |")
+  assert "Kendall τ between seeds" in report and "| FID vs IW |" in report
+  assert (work / "iw_curve.png").stat().st_size > 1000
+  # --iw_steps chosen again from the curve: no retraining, every IW measured with the new
+  # critic length (the curve's value at 2 steps).
+  out = _run("lamp_tf.apps.transfer_gan", args + ["--iw_steps=2"])
+  assert out.returncode == 0 and "steps/s" not in out.stderr, out.stderr[-3000:]
+  again = json.loads((work / "results.json").read_text())["runs"]
+  for r in (r for r in again if r["seed"] == 0):
+    curve = json.loads((work / "runs" / r["run"] / "iw_curve.json").read_text())
+    assert r["iw_steps"] == 2 and r["iw"] == pytest.approx(curve["iw"][0], abs=1e-4)
+  assert [r["fid"] for r in again] == [r["fid"] for r in runs]

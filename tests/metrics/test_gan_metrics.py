@@ -70,6 +70,18 @@ def test_iw_is_near_zero_for_the_same_distribution_and_negative_for_a_different_
   assert abs(close) < 0.5 * abs(far)
 
 
+def test_iw_curve_gives_the_iw_of_a_critic_trained_each_length():
+  rng = np.random.default_rng(4)
+  real = np.clip(rng.normal(0.0, 0.3, [200, 16, 16, 1]), -1, 1).astype(np.float32)
+  other = np.clip(rng.normal(0.4, 0.3, [200, 16, 16, 1]), -1, 1).astype(np.float32)
+  curve = iw.iw_curve(real, other, [60, 20], width=8)  # any order; one critic trained once
+  alone = [iw.independent_wasserstein(real, other, steps=n, width=8) for n in (60, 20)]
+  np.testing.assert_allclose(curve, alone, rtol=1e-4, atol=1e-4)
+  assert curve[0] != curve[1]
+  with pytest.raises(ValueError, match="critic steps"):
+    iw.iw_curve(real, other, [0])
+
+
 def test_inception_features_from_a_local_weights_file(tmp_path):
   import keras
   from lamp_tf.metrics import features
