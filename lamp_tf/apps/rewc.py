@@ -19,6 +19,7 @@ REPORT.md / results.json / TensorBoard, and exports the best classifier as a Sav
 import collections
 import dataclasses
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -272,13 +273,17 @@ def claims(best):
 
 def diverged_table(diverged):
   """One row per (optimiser, method, variant, λ) with a diverged seed: how many seeds diverged
-  and where (task and step of the first non-finite loss, per diverged seed)."""
+  and where (the task and the range over seeds of the step of the first non-finite loss)."""
   rows = []
   for (_, _, _, lam), rs in _group(diverged, ["optimizer", "method", "rotate", "lambda"]).items():
-    bad = [r for r in rs if "diverged" in r]
-    rows.append([_row_name(rs[0]), f"{lam:g}", f"{len(bad)}/{len(rs)}",
-                 "; ".join(f"seed {r['seed']}: {r['diverged'].replace('non-finite loss ', '')}"
-                           for r in bad)])
+    where = collections.defaultdict(list)  # "task2: non-finite loss at step 27": task -> steps
+    for r in (r for r in rs if "diverged" in r):
+      found = re.fullmatch(r"(.*): non-finite loss at step (\d+)", r["diverged"])
+      where[found[1] if found else r["diverged"]].append(int(found[2]) if found else None)
+    span = lambda steps: (f", step {min(steps)}" + (f"-{max(steps)}" if max(steps) > min(steps)
+                                                    else "")) if None not in steps else ""
+    rows.append([_row_name(rs[0]), f"{lam:g}", f"{sum(map(len, where.values()))}/{len(rs)}",
+                 "; ".join(f"{task}{span(steps)}" for task, steps in where.items())])
   return results.markdown_table(["method", "λ", "seeds diverged", "first non-finite loss"], rows)
 
 

@@ -124,7 +124,7 @@ def test_a_diverged_run_is_recorded_and_its_lambda_never_selected(tmp_path):
   row = next(line for line in report.split("Selected λ per method", 1)[1].splitlines()
              if line.startswith("| EWC (SGD) | "))
   assert row.split(" | ")[1] == "0"  # the only λ that trained
-  assert "Diverged runs" in report and "| EWC (SGD) | 1e+09 | 1/1 | seed 0: task2: at step " in report
+  assert "Diverged runs" in report and "| EWC (SGD) | 1e+09 | 1/1 | task2, step " in report
   out = _run(args)  # a rerun keeps the record: nothing is trained again
   assert out.returncode == 0 and "diverged (" not in out.stderr, out.stderr[-3000:]
 
