@@ -29,6 +29,8 @@ def lines(x, series, title, xlabel, ylabel, logx=False, band=False):
   """`series`: {label: (y values, optional y errors or None)} over the shared `x`; the errors
   as error bars, or as a shaded band y ± err when `band`."""
   fig, ax = plt.subplots(figsize=(6.5, 4))
+  if len(series) > 10:  # the default cycle repeats its colours after 10 lines
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)
   for label, (y, err) in series.items():
     if band and err is not None:
       (line,) = ax.plot(x, y, marker="o", label=label)
