@@ -5,12 +5,12 @@ r"""lamp-tf-rewc: class-incremental classification with fine-tuning, EWC and R-E
 Sweeps optimisers x methods x rotation variants x lambdas x seeds; every run resumes from its
 checkpoint and a finished run is not trained again. A run whose loss becomes non-finite (plain
 SGD with a penalty λ·F beyond its step size's stability limit) is recorded as diverged and the
-sweep goes on: a λ that diverged on any seed is shown as such and never selected. A validation split is carved from the
-training data of every class (--validation_fraction); lambda is selected per method on validation
-average accuracy and test accuracy is reported at that lambda (the test-selected lambda stays as
-a labelled oracle column), with per-seed wins against EWC and paired tests over the seeds.
-Writes the paper-shaped table (rows FT, EWC, R-EWC variants per optimiser; columns lambda; cells
-per-task accuracy after the last task, mean +- std over seeds),
+sweep goes on: a λ that diverged on any seed is shown as such and never selected. A validation
+split is carved from the training data of every class (--validation_fraction); lambda is
+selected per method on validation average accuracy and test accuracy is reported at that lambda
+(the test-selected lambda stays as a labelled oracle column), with per-seed wins against EWC and
+paired tests over the seeds. Writes the paper-shaped table (rows FT, EWC, R-EWC variants per
+optimiser; columns lambda; cells per-task accuracy after the last task, mean +- std over seeds),
 accuracy-matrix heatmaps, Fisher diagonal energy before/after rotation and the lambda sweep to
 REPORT.md / results.json / TensorBoard, and exports the best classifier as a SavedModel
 (uint8 images in, class probabilities out).
@@ -367,9 +367,9 @@ def export_classifier(rt, cfg, data, export_dir):
 def _best_config(configs, records):
   """The run to export: the best (method, variant, λ, optimiser) on validation, its first seed."""
   scores = collections.defaultdict(list)
-  kept = split_diverged(records)[0]
+  kept = {id(r) for r in split_diverged(records)[0]}
   for cfg, r in zip(configs, records):
-    if r not in kept:
+    if id(r) not in kept:
       continue
     scores[(cfg.optimizer, cfg.method, cfg.rotate, cfg.lam)].append(
         (r["val_average_accuracy"], cfg))

@@ -86,8 +86,7 @@ class Run:
   config: str
   size: int
   seed: int
-
-  conditional: bool = True
+  conditional: bool
 
   @property
   def name(self):
@@ -143,15 +142,25 @@ def load(spec, split):
 
 
 def pretrain(rt, source):
-  """The unconditional source run (trained once); returns its directory."""
+  """The unconditional source run (trained once); returns its directory. Its settings are kept
+  in pretrain.json: a workdir whose source was pretrained otherwise is refused, not reused."""
   run_dir = os.path.join(FLAGS.workdir, "pretrain", source.replace(":", "_").replace(",", ""))
+  settings = {"iterations": FLAGS.pretrain_iterations, "lr": FLAGS.pretrain_lr or FLAGS.lr,
+              "batch_size": FLAGS.pretrain_batch_size or FLAGS.batch_size}
+  path = os.path.join(run_dir, "pretrain.json")
+  if os.path.exists(path) and results.files.read_json(path) != settings:
+    raise app.UsageError(
+        f"{run_dir} was pretrained with {results.files.read_json(path)}, not {settings}: use "
+        "another --workdir, or the --pretrain_* flags it was trained with.")
   data = load(source, "train")
+  config = train_config(FLAGS.pretrain_iterations, 0)
   training.train_gan(rt, run_dir, gan_flags.gan_config(None), data.images,
                      np.zeros(len(data.labels), np.int64),
-                     dataclasses.replace(train_config(FLAGS.pretrain_iterations, 0),
-                                         eval_every=0, lr=FLAGS.pretrain_lr or FLAGS.lr,
-                                         batch_size=FLAGS.pretrain_batch_size or
-                                         FLAGS.batch_size), name=f"pretrain {source}")
+                     dataclasses.replace(config, eval_every=0, lr=settings["lr"],
+                                         batch_size=settings["batch_size"]),
+                     name=f"pretrain {source}")
+  if rt.is_chief:
+    results.files.write_json(path, settings)
   return run_dir
 
 
@@ -435,10 +444,9 @@ def main(argv):
                         os.path.join(FLAGS.workdir, "fid_curves_configs.png"), writer)
     figs.append("fid_curves_configs.png")
     seed0 = int(FLAGS.seeds[0])
-    for config in FLAGS.configs:
-      generator, _ = transfer.restore_run(os.path.join(
-          FLAGS.workdir, "runs", Run(FLAGS.sources[0], config, FLAGS.main_size, seed0,
-                                       conditional()).name))
+    for r in _select(rs, seed=seed0):
+      config = r["config"]
+      generator, _ = transfer.restore_run(os.path.join(FLAGS.workdir, "runs", r["run"]))
       grid = sample_grid(generator, target_train.num_classes if conditional() else None, seed0)
       path = f"samples_{config}.png"
       results.save_figure(figures.image(grid, f"{config}: one row per class" if conditional()

@@ -137,3 +137,7 @@ def test_unconditional_target_with_iw_curve_and_rank_agreement(tmp_path):
     curve = json.loads((work / "runs" / r["run"] / "iw_curve.json").read_text())
     assert r["iw_steps"] == 2 and r["iw"] == pytest.approx(curve["iw"][0], abs=1e-4)
   assert [r["fid"] for r in again] == [r["fid"] for r in runs]
+  # The source was pretrained at another rate: refused in one line, nothing retrained.
+  out = _run("lamp_tf.apps.transfer_gan", args + ["--pretrain_lr=0.001"])
+  assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-3000:]
+  assert "was pretrained with" in out.stderr and "'lr': 0.0002" in out.stderr
