@@ -6,11 +6,15 @@ instead (pip extras can only add requirements, so the CPU wheel is left out by t
 """
 
 import os
+import runpy
 
 from setuptools import find_packages, setup
 
 TF_VERSION = "2.21.*"
 GPU = os.environ.get("LAMP_TF_GPU", "") not in ("", "0")
+# The console scripts come from the program registry (read as a file: nothing is installed yet).
+PROGRAMS = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "lamp_tf",
+                                       "apps", "registry.py"))["PROGRAMS"]
 
 setup(
     name="lamp_tf",
@@ -36,13 +40,6 @@ setup(
         "test": ["pytest>=8", "pytest-xdist>=3.5"],
     },
     entry_points={
-        "console_scripts": [
-            "lamp-tf-reproduce=lamp_tf.apps.reproduce:run",
-            "lamp-tf-rewc=lamp_tf.apps.rewc:run",
-            "lamp-tf-transfer-gan=lamp_tf.apps.transfer_gan:run",
-            "lamp-tf-evaluate=lamp_tf.apps.evaluate:run",
-            "lamp-tf-mergan=lamp_tf.apps.mergan:run",
-            "lamp-tf-mixmatch=lamp_tf.apps.mixmatch:run",
-        ],
+        "console_scripts": [f"{p.script}={p.module}:run" for p in PROGRAMS],
     },
 )

@@ -421,30 +421,6 @@ def scene_panel(test, outputs, n):
   return fig
 
 
-def label_colours(labels):
-  palette = (np.array(figures.plt.get_cmap("tab20").colors)[:rgbd.NUM_CLASSES] * 255).astype(
-      np.uint8)
-  palette = np.concatenate([palette, [[0, 0, 0]]]).astype(np.uint8)  # void: black
-  return palette[np.asarray(labels, np.int64)]
-
-
-def scene_panel(test, outputs, n):
-  """Rows: scenes; columns: RGB, depth, ground truth, each method's segmentation."""
-  cols = ["RGB", "depth", "ground truth"] + list(outputs)
-  fig, axes = figures.plt.subplots(n, len(cols), figsize=(1.6 * len(cols), 1.7 * n),
-                                   squeeze=False)
-  for i in range(n):
-    row = [test["rgb"][i], test["depth"][i], label_colours(test["seg"][i])] + [
-        label_colours(np.argmax(o[i], axis=-1)) for o in outputs.values()]
-    for j, (ax, img) in enumerate(zip(axes[i], row)):
-      ax.imshow(img, cmap="viridis" if j == 1 else None)
-      ax.set_xticks([])
-      ax.set_yticks([])
-      if i == 0:
-        ax.set_title(cols[j], fontsize=7)
-  return fig
-
-
 def main(argv):
   del argv
   rt = runtime_flags.runtime_from_flags()

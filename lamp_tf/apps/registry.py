@@ -1,6 +1,39 @@
-"""The experiments `lamp-tf-reproduce` runs, registered by each method's program."""
+"""The programs and the experiments `lamp-tf-reproduce` runs: the one list a new program joins.
+
+`setup.py` makes a console script of every `PROGRAMS` entry (it reads this file without
+importing the package, so keep it free of imports beyond the standard library), `BUILD` makes a
+`py_binary` of every program module (a test checks it matches), and the flag-file tests take the
+programs, their flag-file prefixes and their own flags from here.
+"""
 
 import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+  """A console script `lamp-tf-<name with '-'>` running `lamp_tf.apps.<name>:run`; its flag
+  files are `flags/<name>_*.cfg` (none for the programs that take no flag file)."""
+
+  name: str
+  flag_files: bool = True
+
+  @property
+  def module(self):
+    return f"lamp_tf.apps.{self.name}"
+
+  @property
+  def script(self):
+    return "lamp-tf-" + self.name.replace("_", "-")
+
+
+PROGRAMS = (
+    Program("rewc"),
+    Program("transfer_gan"),
+    Program("mergan"),
+    Program("mixmatch"),
+    Program("evaluate", flag_files=False),
+    Program("reproduce", flag_files=False),
+)
 
 
 @dataclasses.dataclass(frozen=True)

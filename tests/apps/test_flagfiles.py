@@ -2,6 +2,7 @@
 experiment points at existing flag files."""
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -11,8 +12,8 @@ import pytest
 from lamp_tf.apps import registry
 from tests.conftest import REPO_ROOT
 
-PROGRAMS = {"rewc": "lamp_tf.apps.rewc", "transfer_gan": "lamp_tf.apps.transfer_gan",
-            "mergan": "lamp_tf.apps.mergan", "mixmatch": "lamp_tf.apps.mixmatch"}
+# Flag-file prefix -> program module, from the registry.
+PROGRAMS = {p.name: p.module for p in registry.PROGRAMS if p.flag_files}
 PARSE = """
 import sys, importlib
 from absl import flags
@@ -43,9 +44,8 @@ def test_flag_files_parse(prefix):
   assert out.stdout.strip().endswith(f"parsed {len(paths)}")
 
 
-def test_registered_experiments_exist_with_quick_and_paper_presets():
-  assert {e.method for e in registry.EXPERIMENTS} == {"R-EWC", "Transferring GANs", "MeRGAN",
-                                                      "Mix-and-match networks"}
+def test_every_method_program_has_one_experiment_with_quick_and_paper_presets():
+  assert sorted(e.program for e in registry.EXPERIMENTS) == sorted(PROGRAMS.values())
   for e in registry.EXPERIMENTS:
     assert set(e.presets) == {"quick", "paper"}
     for files in e.presets.values():
@@ -53,21 +53,26 @@ def test_registered_experiments_exist_with_quick_and_paper_presets():
         assert os.path.exists(os.path.join(REPO_ROOT, "flags", f)), f
 
 
-HELP = {"lamp_tf.apps.rewc": ["--lambdas", "--precision"],
-        "lamp_tf.apps.transfer_gan": ["--configs", "--steps_per_call"],
-        "lamp_tf.apps.mergan": ["--tasks", "--sample_bn", "--replay_batch", "--jtr"],
-        "lamp_tf.apps.mixmatch": ["--side_info", "--test_bn", "--latent_levels"],
-        "lamp_tf.apps.evaluate": ["--generator", "--workdir"],
-        "lamp_tf.apps.reproduce": ["--preset", "--methods"]}
+HELP = """
+import json, sys
+from absl import flags
+sys.argv[0] = '/venv/bin/lamp-tf-x'  # as a console script starts it
+module = __import__(sys.argv[1], fromlist=['run'])
+own = flags.FLAGS.flags_by_module_dict()
+print(json.dumps(sorted(f.name for m in (sys.argv[1], 'lamp_tf.runtime.flags') for f in own.get(m, ()))))
+module.run()
+"""
 
 
-@pytest.mark.parametrize("module", sorted(HELP))
+@pytest.mark.parametrize("module", sorted(p.module for p in registry.PROGRAMS))
 def test_helpshort_from_the_console_script_lists_the_programs_flags(module):
   """The console scripts start from a wrapper (sys.argv[0] is the script), which absl used not
-  to recognise as the module that defines the flags."""
-  script = (f"import sys; sys.argv[0] = '/venv/bin/lamp-tf-x'; "
-            f"from {module} import run; run()")
-  out = subprocess.run([sys.executable, "-c", script, "--helpshort"], cwd=REPO_ROOT,
+  to recognise as the module that defines the flags: every flag the program defines (and the
+  runtime flags, where it takes them) is listed."""
+  out = subprocess.run([sys.executable, "-c", HELP, module, "--helpshort"], cwd=REPO_ROOT,
                        capture_output=True, text=True, timeout=300)
-  for flag in HELP[module]:
-    assert flag in out.stdout, (module, flag, out.stdout[-2000:])
+  first, _, listing = out.stdout.partition("\n")
+  defined = json.loads(first)
+  assert len(defined) >= 2, defined
+  missing = [f for f in defined if f"--{f}:" not in listing and f"--[no]{f}:" not in listing]
+  assert not missing, (module, missing, listing[-2000:])
