@@ -59,9 +59,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lamp_tf.continual import ewc as ewc_lib, fisher as fisher_lib
-from lamp_tf.data import pipeline
-from lamp_tf.gan import losses, train, transfer
+from lamp_tf.continual import ewc as ewc_lib, fisher as fisher_lib, task_loop
+from lamp_tf.data import pipeline, preprocess
+from lamp_tf.gan import losses, train as train_lib, transfer
 from lamp_tf.metrics import features as features_lib
 from lamp_tf.nets import gan as gan_nets
 from lamp_tf.runtime import files, loop, precision, strategy as strategy_lib
@@ -431,45 +431,52 @@ def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z, 
   evals = files.read_json(evals_path)[:int(state.task)] if os.path.exists(evals_path) else []
   grids = list(np.load(grids_path)[:int(state.task)]) if os.path.exists(grids_path) else []
   writer = rt.writer(rel)
-  gan_cfg = train.GANConfig(cfg.n_critic, cfg.gp_weight,
-                            0.0 if cfg.method == "dgr" else cfg.ac_weight, z_dim, cfg.moments)
-  for t in range(int(state.task), num_tasks):
-    seen = sorted(c for task in tasks[:t + 1] for c in task)
-    old = sorted(c for task in tasks[:t] for c in task)
-    if not bool(task_started):
-      if t > 0:
-        copy_weights(nets.prev_generator, nets.generator)
-        if nets.prev_solver is not None:
-          copy_weights(nets.prev_solver, nets.solver)
-        if nets.penalty is not None:
-          nets.penalty.add_term(generator_fisher(nets.generator, nets.critic, old,
-                                                 cfg.fisher_samples, cfg.seed * 1000 + t, z_dim,
-                                                 cfg.ac_weight, moments=cfg.moments))
-      strategy_lib.reset_optimizer(nets.g_opt)
-      strategy_lib.reset_optimizer(nets.d_opt)
-      task_started.assign(True)
-      state.save()
-    classes = seen if cfg.method == "jt" else list(tasks[t])
+  gan_cfg = train_lib.GANConfig(cfg.n_critic, cfg.gp_weight,
+                                0.0 if cfg.method == "dgr" else cfg.ac_weight, z_dim, cfg.moments)
+
+  def old_classes(t):
+    return sorted(c for task in tasks[:t] for c in task)
+
+  def seen_classes(t):
+    return old_classes(t + 1)
+
+  def start(t):
+    if t == 0:
+      return
+    copy_weights(nets.prev_generator, nets.generator)
+    if nets.prev_solver is not None:
+      copy_weights(nets.prev_solver, nets.solver)
+    if nets.penalty is not None:
+      nets.penalty.add_term(generator_fisher(nets.generator, nets.critic, old_classes(t),
+                                             cfg.fisher_samples, cfg.seed * 1000 + t, z_dim,
+                                             cfg.ac_weight, moments=cfg.moments))
+
+  def train(t):
+    classes = seen_classes(t) if cfg.method == "jt" else list(tasks[t])
     idx = np.flatnonzero(np.isin(labels, classes))
     if not len(idx):
       raise ValueError(f"task {t + 1} (classes {list(tasks[t])}) has no training images: check "
                        "--tasks against the data set's classes.")
     hooks = (None, None, None) if t == 0 else _task_hooks(
-        cfg, nets, old, z_dim, rt.strategy.num_replicas_in_sync)
-    step_fn = strategy_lib.distributed_step(rt.strategy, train.make_replica_step(
+        cfg, nets, old_classes(t), z_dim, rt.strategy.num_replicas_in_sync)
+    step_fn = strategy_lib.distributed_step(rt.strategy, train_lib.make_replica_step(
         nets.generator, nets.critic, nets.g_opt, nets.d_opt, gan_cfg, replay=hooks[0],
         critic_extra=hooks[1], generator_extra=hooks[2]))
-    start, end = cfg.task_start(t), cfg.task_start(t + 1)
+    start_step = cfg.task_start(t)
     gan_labels = labels[idx] if cfg.method != "dgr" else np.zeros(len(idx), np.int64)
     batches = iter(pipeline.distribute_batches(
         rt.strategy, (images[idx], gan_labels), cfg.batch_size, cfg.seed * 1000 + t,
-        start_step=int(state.step) - start, group=cfg.n_critic))
+        start_step=int(state.step) - start_step, group=cfg.n_critic))
     t0 = time.monotonic()
-    loop.train_loop(state, step_fn, batches, end, writer=writer,
+    loop.train_loop(state, step_fn, batches, cfg.task_start(t + 1), writer=writer,
                     name=f"{cfg.method} task{t + 1}", **rt.loop_kwargs())
     if cfg.method == "dgr":
-      _train_solver(nets, cfg, images[idx], labels[idx], old, cfg.seed * 1000 + t, z_dim)
+      _train_solver(nets, cfg, images[idx], labels[idx], old_classes(t), cfg.seed * 1000 + t,
+                    z_dim)
     wall.assign_add(time.monotonic() - t0)
+
+  def finish(t):
+    seen = seen_classes(t)
     result = evaluator(sampler(cfg, nets, seen, z_dim), seen, reverse=True)
     result["task"] = t + 1
     evals.append(result)
@@ -477,8 +484,7 @@ def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z, 
     grids.append(grid)
     writer.write_scalars(t + 1, {"eval/accuracy": result["accuracy"], "eval/fid": result["fid"],
                                  "eval/reverse_accuracy": result["reverse_accuracy"]})
-    writer.write_images(t + 1, {"fixed_z_grid": ((grid + 1) * 127.5).clip(0, 255)
-                                .astype(np.uint8)})
+    writer.write_images(t + 1, {"fixed_z_grid": preprocess.unscale(grid).numpy()})
     logging.info("%s task %d: accuracy %.4f FID %.2f reverse %.4f", cfg.method, t + 1,
                  result["accuracy"], result["fid"], result["reverse_accuracy"])
     if rt.is_chief:
@@ -486,9 +492,9 @@ def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z, 
       with files.atomic_path(grids_path) as tmp:
         with open(tmp, "wb") as f:
           np.save(f, np.stack(grids))
-    state.task.assign(t + 1)
-    task_started.assign(False)
-    state.save()
+
+  task_loop.run_tasks(state, task_started, num_tasks, [nets.g_opt, nets.d_opt], start, train,
+                      finish)
   matrix = [[e["accuracy_per_class"].get(str(c)) for c in range(num_classes)] for e in evals]
   last = evals[-1]
   return {"method": cfg.method, "seed": cfg.seed, "accuracy": last["accuracy"],

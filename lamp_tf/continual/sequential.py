@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lamp_tf.continual import ewc, fisher as fisher_lib, rotation
+from lamp_tf.continual import ewc, fisher as fisher_lib, rotation, task_loop
 from lamp_tf.data import pipeline, tasks as tasks_lib
 from lamp_tf.metrics import continual as continual_metrics
 from lamp_tf.nets import classifiers
@@ -323,6 +323,7 @@ def run(rt, cfg, data, run_dir, first_task):
   writer = rt.writer(os.path.relpath(run_dir, rt.workdir))
   energies = {}
   energy_path = os.path.join(run_dir, "fisher_energy.json")
+  bounds = task_loop.starts([task_steps(cfg, data, t) for t in range(num_tasks)])
   if not state.restore():
     weights, accuracy = first_task
     plain = plain_model(model)
@@ -330,40 +331,33 @@ def run(rt, cfg, data, run_dir, first_task):
     if plain is not model:
       rotation.set_plain_weights(model, plain)
     matrix[0].assign(accuracy)
+    state.step.assign(bounds[1])  # the first task's steps, trained by train_first_task
     state.task.assign(1)
     state.save()
   elif os.path.exists(energy_path):
     energies = files.read_json(energy_path)
 
-  steps_before = 0  # global step at the start of each task (task 1 was trained elsewhere)
-  for t in range(1, num_tasks):
-    steps = task_steps(cfg, data, t)
-    if t < int(state.task):
-      steps_before += steps
-      continue
-    if not bool(task_started):
-      if penalty is not None:
-        _end_of_task(cfg, data, t - 1, model, penalty, writer, energies)
-        if rt.is_chief:
-          files.write_json(energy_path, energies)
-      strategy_lib.reset_optimizer(optimizer)
-      task_started.assign(True)
-      state.save()
-    batches, _ = _task_batches(rt, cfg, data, t, int(state.step) - steps_before)
+  def start(t):
+    if penalty is not None:
+      _end_of_task(cfg, data, t - 1, model, penalty, writer, energies)
+      if rt.is_chief:
+        files.write_json(energy_path, energies)
+
+  def train(t):
+    batches, _ = _task_batches(rt, cfg, data, t, int(state.step) - bounds[t])
     step_fn = strategy_lib.distributed_step(rt.strategy, _replica_step(
         model, optimizer, penalty, cfg.lam, data.loss_classes(t, cfg.loss_classes), cfg.loss,
-        cfg.batch_size,
-        rt.strategy.num_replicas_in_sync))
-    loop.train_loop(state, step_fn, batches, steps_before + steps, writer=writer,
-                    name=f"task{t + 1}", **rt.loop_kwargs())
+        cfg.batch_size, rt.strategy.num_replicas_in_sync))
+    loop.train_loop(state, step_fn, batches, bounds[t + 1], writer=writer, name=f"task{t + 1}",
+                    **rt.loop_kwargs())
+
+  def finish(t):
     accuracy = evaluate(model, data, t)
     matrix[t].assign(accuracy)
     writer.write_scalars(t + 1, {f"accuracy/task{j + 1}": a
                                  for j, a in enumerate(accuracy) if j <= t})
-    state.task.assign(t + 1)
-    task_started.assign(False)
-    state.save()
-    steps_before += steps
+
+  task_loop.run_tasks(state, task_started, num_tasks, [optimizer], start, train, finish)
 
   record = {**cfg.record_config(), **continual_metrics.summary(matrix.numpy())}
   if data.val_x is not None:
