@@ -218,15 +218,9 @@ def tsne_figure(samplers, classifier, real_task1, task1_classes, seed):
 
 
 def config(method, seed, ewc_weight=None):
-  return mergan.MerganConfig(
-      method=method, seed=seed, iterations=FLAGS.iterations,
-      first_task_iterations=FLAGS.first_task_iterations, batch_size=FLAGS.batch_size,
-      n_critic=FLAGS.n_critic, lr=FLAGS.lr, gp_weight=FLAGS.gp_weight, ac_weight=FLAGS.ac_weight,
-      ra_weight=FLAGS.ra_weight,
-      ewc_weight=float(FLAGS.ewc_weights[0]) if ewc_weight is None else ewc_weight,
-      fisher_samples=FLAGS.fisher_samples,
-      solver_steps=FLAGS.solver_steps, sample_bn=FLAGS.sample_bn, replay_batch=FLAGS.replay_batch,
-      jtr=FLAGS.jtr)
+  return runtime_flags.config_from_flags(
+      mergan.MerganConfig, method=method, seed=seed,
+      ewc_weight=float(FLAGS.ewc_weights[0]) if ewc_weight is None else ewc_weight)
 
 
 def main(argv):

@@ -120,23 +120,22 @@ def run_configs():
   if bad or not FLAGS.optimizer:
     raise app.UsageError(f"--optimizer: unknown {sorted(bad)}; choose from "
                          f"{', '.join(sequential.OPTIMIZERS)}.")
-  common = dict(model=FLAGS.model, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
-                fisher_samples=FLAGS.fisher_samples, fisher=FLAGS.fisher,
-                fisher_mode=FLAGS.fisher_mode, conv_factor=FLAGS.conv_factor,
-                fisher_batch_size=FLAGS.fisher_batch_size, loss=FLAGS.loss,
-                loss_classes=FLAGS.loss_classes, fisher_split=FLAGS.fisher_split,
-                output_rotation=FLAGS.output_rotation)
   configs = []
+
+  def add(**kw):
+    configs.append(runtime_flags.config_from_flags(sequential.RunConfig, **kw))
+
   for seed in runtime_flags.ints(FLAGS.seeds, "seeds", minimum=0, distinct=True):
     for opt in dict.fromkeys(FLAGS.optimizer):
-      kw = dict(common, seed=seed, optimizer=opt, lr=FLAGS.lr if opt == "adam" else FLAGS.sgd_lr)
+      kw = dict(seed=seed, optimizer=opt, lr=FLAGS.lr if opt == "adam" else FLAGS.sgd_lr,
+                rotate=sequential.RunConfig.rotate)
       if "ft" in methods:
-        configs.append(sequential.RunConfig(method="ft", lam=0.0, **kw))
+        add(method="ft", lam=0.0, **kw)
       for lam in runtime_flags.floats(FLAGS.lambdas, "lambdas", minimum=0.0):
         if "ewc" in methods:
-          configs.append(sequential.RunConfig(method="ewc", lam=lam, **kw))
+          add(method="ewc", lam=lam, **kw)
         for rot in FLAGS.rotate if "rewc" in methods else []:
-          configs.append(sequential.RunConfig(method="rewc", rotate=rot, lam=lam, **kw))
+          add(method="rewc", lam=lam, **dict(kw, rotate=rot))
   return configs
 
 

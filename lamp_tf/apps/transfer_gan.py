@@ -130,10 +130,7 @@ def iw_curve_steps():
 
 
 def train_config(iterations, seed):
-  return training.TrainConfig(iterations=iterations, batch_size=FLAGS.batch_size,
-                              n_critic=FLAGS.n_critic, gp_weight=FLAGS.gp_weight,
-                              ac_weight=FLAGS.ac_weight, lr=FLAGS.lr, ema_decay=FLAGS.ema_decay,
-                              seed=seed, eval_every=FLAGS.eval_every)
+  return runtime_flags.config_from_flags(training.TrainConfig, iterations=iterations, seed=seed)
 
 
 def load(spec, split):

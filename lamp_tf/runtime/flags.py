@@ -112,14 +112,25 @@ def runtime_from_flags():
   strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.cpu_devices)
   if strategy_lib.is_chief(strategy):  # one program per workdir (workers write elsewhere)
     files.lock_dir(FLAGS.workdir)
-  return Runtime(strategy=strategy, workdir=FLAGS.workdir, export_dir=FLAGS.export_dir,
-                 export_only=FLAGS.export_only, export_version=FLAGS.export_version,
-                 deterministic=FLAGS.deterministic,
-                 precision=FLAGS.precision,
-                 checkpoint_every=FLAGS.checkpoint_every, summary_every=FLAGS.summary_every,
-                 steps_per_call=FLAGS.steps_per_call,
-                 log_every_secs=FLAGS.log_every_secs, data_dir=FLAGS.data_dir,
-                 download=FLAGS.download)
+  return config_from_flags(Runtime, strategy=strategy)
+
+
+def config_from_flags(cls, flag_values=FLAGS, **given):
+  """An instance of the dataclass `cls`: the fields `given` take those values, every other
+  field the value of the flag of the same name (a setting is written as its flag and its field,
+  not a third time in a mapping), or its default where no such flag is defined. A list flag
+  never fills a scalar field (e.g. --seeds vs `seed`, --rotate vs `rotate`): such fields must
+  be given."""
+  values = {}
+  for field in dataclasses.fields(cls):
+    if field.name in given or field.name not in flag_values:
+      continue
+    value = flag_values[field.name].value
+    if isinstance(value, list) and not isinstance(field.default, (list, tuple)):
+      raise TypeError(f"{cls.__name__}.{field.name}: --{field.name} is a list flag; give the "
+                      "field's value explicitly.")
+    values[field.name] = value
+  return cls(**values, **given)
 
 
 def model_card(program, metrics=None, **extra):
