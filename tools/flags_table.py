@@ -8,16 +8,16 @@ tests/apps/test_bad_input.py checks the same tables in its per-program processes
 """
 
 import os
-import re
+import runpy
 import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 BEGIN, END = "<!-- flags:begin (tools/flags_table.py) -->", "<!-- flags:end -->"
-# console script -> module, from setup.py's entry points (a new program needs no edit here)
-PROGRAMS = dict(re.findall(r'"(lamp-tf-[\w-]+)=([\w.]+):run"',
-                           open(os.path.join(ROOT, "setup.py")).read()))
+# console script -> module, from the program registry (read as a file, as setup.py does)
+PROGRAMS = {p.script: p.module for p in runpy.run_path(
+    os.path.join(ROOT, "lamp_tf", "apps", "registry.py"))["PROGRAMS"]}
 DUMP = ("import importlib, sys; from lamp_tf.runtime import flags as f; "
         "importlib.import_module(sys.argv[1]); print(f.flags_table(sys.argv[1]))")
 
