@@ -19,7 +19,7 @@ from absl import app, flags, logging
 
 from lamp_tf.apps import gan_flags
 from lamp_tf.continual import mergan
-from lamp_tf.data import gan_data, tasks as tasks_lib
+from lamp_tf.data import gan_data, preprocess, tasks as tasks_lib
 from lamp_tf.metrics import features as features_lib, seen_classes
 from lamp_tf.runtime import figures, flags as runtime_flags, results
 
@@ -182,8 +182,8 @@ def grid_figure(grids, class_names, label, classes):
   is seen)."""
   grids = grids[:, list(classes)]
   t, k = grids.shape[:2]
-  images = ((np.transpose(grids, [1, 0, 2, 3, 4]).reshape(k * t, *grids.shape[2:]) + 1) * 127.5)
-  grid = figures.image_grid(images.clip(0, 255).astype(np.uint8), k, t)
+  images = preprocess.unscale(np.transpose(grids, [1, 0, 2, 3, 4]).reshape(k * t, *grids.shape[2:]))
+  grid = figures.image_grid(images.numpy(), k, t)
   fig = figures.image(grid, f"{label}: rows = classes, columns = after task 1..{t}",
                       width=max(3.0, 0.9 * t))
   return fig, grid

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from lamp_tf.data import colours, rgbd, scenes, scenes_tfds, sources
+from lamp_tf.data import colours, preprocess, rgbd, scenes, scenes_tfds, sources
 from lamp_tf.gan import transfer
 from lamp_tf.metrics import features as features_lib
 from lamp_tf.mixmatch import baselines, evaluate, model as mm_model, recolour, train
@@ -309,7 +309,7 @@ def export_mixmatch(rt, model, export_dir, metrics=None):
       return {"labels": tf.argmax(y, axis=-1), "probabilities": tf.nn.softmax(y)}
     if dst == "depth":
       return {"depth": rgbd.decode_depth(y)}
-    return {"rgb": tf.cast(tf.clip_by_value(tf.round((y + 1) * 127.5), 0, 255), tf.uint8)}
+    return {"rgb": preprocess.unscale(y)}
 
   def encoded(modality, x):
     """The model input of a served tensor; depth must be finite and >= 0 metres, labels ids of

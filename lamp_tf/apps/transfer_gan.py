@@ -31,7 +31,7 @@ import scipy.stats
 from absl import app, flags, logging
 
 from lamp_tf.apps import gan_flags
-from lamp_tf.data import gan_data
+from lamp_tf.data import gan_data, preprocess
 from lamp_tf.gan import training, transfer
 from lamp_tf.metrics import features as features_lib, gan_eval
 from lamp_tf.nets import gan as gan_nets
@@ -362,8 +362,7 @@ def sample_grid(generator, num_classes, seed, per_class=8):
   labels = np.repeat(np.arange(num_classes), per_class) if num_classes else \
       np.zeros(rows * per_class, np.int64)
   images = gan_nets.generate(generator, labels, seed)
-  return figures.image_grid(((images + 1) * 127.5).clip(0, 255).astype(np.uint8), rows,
-                            per_class)
+  return figures.image_grid(preprocess.unscale(images).numpy(), rows, per_class)
 
 
 def _best(records):

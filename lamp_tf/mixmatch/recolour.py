@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lamp_tf.data import colours
+from lamp_tf.data import colours, preprocess
 from lamp_tf.nets.common import attach
 from lamp_tf.runtime import precision
 
@@ -178,4 +178,4 @@ def to_model(images):
 
 
 def from_model(x):
-  return ((np.asarray(x) + 1.0) * 127.5).clip(0, 255).round().astype(np.uint8)
+  return preprocess.unscale(x).numpy()
