@@ -334,6 +334,11 @@ def run(rt, cfg, data, run_dir, first_task):
     state.step.assign(bounds[1])  # the first task's steps, trained by train_first_task
     state.task.assign(1)
     state.save()
+  elif int(state.task) < num_tasks and int(state.step) < bounds[int(state.task)]:
+    raise ValueError(
+        f"{run_dir}: its checkpoint (step {int(state.step)}, task {int(state.task) + 1}) counts "
+        "steps from task 2, as R-EWC did before commit 871ffc4; resume it with the code that "
+        "wrote it, or delete that directory to train the run again.")
   elif os.path.exists(energy_path):
     energies = files.read_json(energy_path)
 

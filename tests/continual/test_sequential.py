@@ -82,6 +82,34 @@ def test_run_crashed_mid_task_resumes_to_the_same_result(data, tmp_path):
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
 
 
+def test_a_checkpoint_counting_steps_from_task_2_is_refused_not_resumed_at_the_wrong_step(
+    data, tmp_path, monkeypatch):
+  """Before the shared task loop, R-EWC's global step started at 0 on task 2. Such a checkpoint
+  resumed with today's code would start its batches and its end at the wrong step."""
+  rt = _rt(tmp_path)
+  cfg = dataclasses.replace(CFG, epochs=1)
+  first = sequential.train_first_task(rt, cfg, data, str(tmp_path / "first"))
+  real = sequential.task_loop.starts
+  first_steps = sequential.task_steps(cfg, data, 0)
+  assert first_steps > 2
+  # The old convention: task 2 starts at step 0.
+  monkeypatch.setattr(sequential.task_loop, "starts",
+                      lambda steps: [0] + [b - steps[0] for b in real(steps)[1:]])
+  original = sequential.loop.train_loop
+
+  def crash(step):
+    raise Crash(step)
+
+  monkeypatch.setattr(sequential.loop, "train_loop",
+                      lambda *a, **k: original(*a, **{**k, "actions": [(2, crash)]}))
+  with pytest.raises(Crash):
+    sequential.run(rt, cfg, data, str(tmp_path / "old"), first)
+  monkeypatch.setattr(sequential.task_loop, "starts", real)
+  monkeypatch.setattr(sequential.loop, "train_loop", original)
+  with pytest.raises(ValueError, match="counts steps from task 2"):
+    sequential.run(_rt(tmp_path), cfg, data, str(tmp_path / "old"), first)
+
+
 def test_with_sgd_rewc_at_lambda_0_follows_ft_and_with_adam_it_does_not(data, tmp_path):
   """An orthogonal re-parameterisation is invisible to plain gradient descent, not to Adam."""
   rt = _rt(tmp_path)
