@@ -115,10 +115,6 @@ class MerganConfig:
   def task_iterations(self, t):
     return (self.first_task_iterations or self.iterations) if t == 0 else self.iterations
 
-  def task_start(self, t):
-    """Global step at which task t (0-based) starts."""
-    return 0 if t == 0 else self.task_iterations(0) + (t - 1) * self.iterations
-
 
 def replay_labels(old_classes, batch, replay_batch):
   """Labels of one step's replays, one block per old class: `batch // n_old` each ('split') or
@@ -434,6 +430,8 @@ def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z, 
   gan_cfg = train_lib.GANConfig(cfg.n_critic, cfg.gp_weight,
                                 0.0 if cfg.method == "dgr" else cfg.ac_weight, z_dim, cfg.moments)
 
+  bounds = task_loop.starts([cfg.task_iterations(t) for t in range(num_tasks)])
+
   def old_classes(t):
     return sorted(c for task in tasks[:t] for c in task)
 
@@ -462,13 +460,12 @@ def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z, 
     step_fn = strategy_lib.distributed_step(rt.strategy, train_lib.make_replica_step(
         nets.generator, nets.critic, nets.g_opt, nets.d_opt, gan_cfg, replay=hooks[0],
         critic_extra=hooks[1], generator_extra=hooks[2]))
-    start_step = cfg.task_start(t)
     gan_labels = labels[idx] if cfg.method != "dgr" else np.zeros(len(idx), np.int64)
     batches = iter(pipeline.distribute_batches(
         rt.strategy, (images[idx], gan_labels), cfg.batch_size, cfg.seed * 1000 + t,
-        start_step=int(state.step) - start_step, group=cfg.n_critic))
+        start_step=int(state.step) - bounds[t], group=cfg.n_critic))
     t0 = time.monotonic()
-    loop.train_loop(state, step_fn, batches, cfg.task_start(t + 1), writer=writer,
+    loop.train_loop(state, step_fn, batches, bounds[t + 1], writer=writer,
                     name=f"{cfg.method} task{t + 1}", **rt.loop_kwargs())
     if cfg.method == "dgr":
       _train_solver(nets, cfg, images[idx], labels[idx], old_classes(t), cfg.seed * 1000 + t,

@@ -1,7 +1,7 @@
 """The continual-learning task loop of R-EWC (`sequential`) and MeRGAN (`mergan`).
 
 One convention for both: the run's `TrainState` counts global steps from the start of the first
-task (task t, 0-based, runs from `task_start(t)` to `task_start(t + 1)`), and its `task` is the
+task (task t, 0-based, runs from `starts(steps)[t]` to `starts(steps)[t + 1]`), and its `task` is the
 number of tasks finished. A method supplies three hooks; the loop owns the order, the optimiser
 reset and the saves, so a run killed anywhere resumes where it stopped:
 
