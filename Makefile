@@ -36,6 +36,8 @@ bench: setup
 	$(PY) benchmarks/gan_step_bench.py --json=runs/bench/gan_step.json
 	$(PY) benchmarks/fisher_bench.py --json=runs/bench/fisher.json
 	$(PY) benchmarks/mergan_replay_bench.py --json=runs/bench/mergan_replay.json
+	$(PY) benchmarks/profile_gan_step.py --json=runs/bench/profile.json
+	$(PY) benchmarks/bf16_quality.py --json=runs/bench/bf16_quality.json
 	$(PY) benchmarks/report.py runs/bench benchmarks/RESULTS.md
 	@cat benchmarks/RESULTS.md
 

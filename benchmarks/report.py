@@ -12,6 +12,7 @@ def main(out_dir, path):
   load = lambda name: (json.load(open(os.path.join(out_dir, name)))
                        if os.path.exists(os.path.join(out_dir, name)) else None)
   gan, fisher, replay = load("gan_step.json"), load("fisher.json"), load("mergan_replay.json")
+  profile, quality = load("profile.json"), load("bf16_quality.json")
   lines = ["| benchmark | ours | reference | ratio | goal |", "|---|---|---|---|---|"]
   if gan:
     for batch, b in gan["batches"].items():
@@ -40,11 +41,26 @@ def main(out_dir, path):
     for key, v in replay.items():
       lines.append(f"| MeRGAN {key} (s/iteration) | {v['s_per_iteration']:.3f} | task 1 | "
                    f"{v['vs_task1']:.2f} | split: ≈ 1 |")
+  if quality:
+    per_seed = lambda p: ", ".join(f"{v:.2f}" for _, v in sorted(quality["fid_per_seed"][p].items()))
+    lines.append(f"| Transfer-GAN FID after {quality['iterations']} updates, bfloat16 (seeds: "
+                 f"{per_seed('mixed_bfloat16')}) | {quality['fid_mean']['mixed_bfloat16']:.2f} | "
+                 f"float32 ({per_seed('float32')}) {quality['fid_mean']['float32']:.2f} | "
+                 f"{100 * quality['relative_difference']:.1f}% apart | ≤ 10% |")
   versions = gan and f"TensorFlow {gan['tensorflow']}, PyTorch {gan['torch']}" or ""
   header = (f"# Benchmarks\n\nWritten by `make bench` on {datetime.date.today()}: "
             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
             f"{versions}. Every ratio was measured in one process, the two sides alternating, so "
             "machine load affects both alike; absolute numbers drift with load.\n\n")
+  if profile:
+    lines += ["", f"## Where the time goes (one WGAN-GP iteration, batch {profile['batch']})", "",
+              "Share of each framework's own op time, top op types (`benchmarks/"
+              "profile_gan_step.py`: TensorFlow profiler trace, torch.profiler self CPU time).",
+              ""]
+    for name, p in profile["profiles"].items():
+      lines.append(f"- **{name}** ({p['total_ms'] / profile['iterations']:.0f} ms of op time "
+                   "per iteration): " + ", ".join(
+                       f"{r['op']} {100 * r['share']:.0f}%" for r in p["top"][:6]))
   with open(path + ".tmp", "w") as f:
     f.write(header + "\n".join(lines) + "\n")
   os.replace(path + ".tmp", path)
