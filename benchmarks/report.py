@@ -42,7 +42,8 @@ def main(out_dir, path):
       lines.append(f"| MeRGAN {key} (s/iteration) | {v['s_per_iteration']:.3f} | task 1 | "
                    f"{v['vs_task1']:.2f} | split: ≈ 1 |")
   if quality:
-    per_seed = lambda p: ", ".join(f"{v:.2f}" for _, v in sorted(quality["fid_per_seed"][p].items()))
+    per_seed = lambda p: ", ".join(
+        f"{v:.2f}" for _, v in sorted(quality["fid_per_seed"][p].items()))
     lines.append(f"| Transfer-GAN FID after {quality['iterations']} updates, bfloat16 (seeds: "
                  f"{per_seed('mixed_bfloat16')}) | {quality['fid_mean']['mixed_bfloat16']:.2f} | "
                  f"float32 ({per_seed('float32')}) {quality['fid_mean']['float32']:.2f} | "

@@ -18,6 +18,22 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+import lamp_tf
+
+_FIRST_STEP = {}  # this process's first training step: seconds after launch
+
+
+def launch_to_first_step_s():
+  """Seconds from this process's launch (lamp_tf's import, before TensorFlow's) to the end of
+  its first training step: imports, data, model building and tracing. None before any step."""
+  return _FIRST_STEP.get("s")
+
+
+def _first_step_done(name):
+  if "s" not in _FIRST_STEP:
+    _FIRST_STEP["s"] = time.time() - lamp_tf.LAUNCH_TIME
+    logging.info("%s: first training step done %.1f s after launch", name, _FIRST_STEP["s"])
+
 
 class NonFiniteLossError(FloatingPointError):
   """A loss became NaN or infinite; the last good checkpoint is kept."""
@@ -263,6 +279,7 @@ def train_loop(state, step_fn, batches, until_step, *, writer=None, checkpoint_e
       seed = state.rng.make_seeds(1)[:, 0]
       out = step_fn(next(batches), seed)
       first_bad = _first_bad(first_bad, _all_finite(out), step + 1)
+    _first_step_done(name)
     step += n
     state.step.assign(step)
     summary = writer is not None and (step % summary_every == 0 or step == until_step)

@@ -1,8 +1,8 @@
 """results.json and REPORT.md: one shape for all programs.
 
-results.json = {"program": ..., "flags": {...}, "runs": [record, ...], "figures": [...]}, each
-record flat (configuration of one run beside its metrics), so `pandas.DataFrame(results["runs"])`
-is all a user needs. A run that finished stores its record in `<run dir>/record.json`; a restarted
+results.json = {"program": ..., "flags": {...}, "runs": [record, ...], "figures": [...],
+"claims": [...], "launch_to_first_step_s": ...}, each record flat (configuration of one run beside
+its metrics), so `pandas.DataFrame(results["runs"])` is all a user needs. A run that finished stores its record in `<run dir>/record.json`; a restarted
 program reuses it instead of training again.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import scipy.stats
 from absl import logging
 
-from lamp_tf.runtime import files
+from lamp_tf.runtime import files, loop
 
 RESULTS = "results.json"
 REPORT = "REPORT.md"
@@ -103,9 +103,12 @@ def claims_table(claims, source=None):
 
 
 def write_results(workdir, program, flags, runs, figures=(), claims=()):
-  """Writes results.json atomically; `figures` are paths relative to `workdir`."""
+  """Writes results.json atomically; `figures` are paths relative to `workdir`. It also keeps
+  the seconds from this process's launch to its first training step (None when it trained
+  nothing, e.g. every run was reused)."""
   results = {"program": program, "flags": dict(flags), "runs": list(runs),
-             "figures": list(figures), "claims": list(claims)}
+             "figures": list(figures), "claims": list(claims),
+             "launch_to_first_step_s": loop.launch_to_first_step_s()}
   files.write_json(os.path.join(workdir, RESULTS), results)
   return results
 
@@ -136,13 +139,17 @@ def markdown_table(header, rows):
 
 
 def write_report(workdir, title, sections, claims=()):
-  """Writes REPORT.md: a title, the claims table (when there are claims) and (heading,
-  Markdown body) sections."""
+  """Writes REPORT.md: a title, the claims table (when there are claims), (heading, Markdown
+  body) sections and, when this process trained, its time from launch to the first step."""
   parts = [f"# {title}", ""]
   if claims:
     parts += ["## Claims", "", claims_table(claims), ""]
   for heading, body in sections:
     parts += [f"## {heading}", "", body.rstrip(), ""]
+  if loop.launch_to_first_step_s() is not None:
+    parts += [f"Start-up: the process that wrote this report reached its first training step "
+              f"{loop.launch_to_first_step_s():.1f} s after launch (imports, data, models, "
+              "tracing).", ""]
   files.write_text(os.path.join(workdir, REPORT), "\n".join(parts))
 
 

@@ -191,3 +191,21 @@ def test_values_reach_the_host_only_at_summaries_checkpoints_and_the_end(tmp_pat
                              log_every_secs=1e9)
   tiny_program.train(rt, 20)
   assert len(reads) == 4  # steps 5, 10, 15, 20 (one value: the loss), not one per step
+
+
+def test_launch_to_first_step_is_measured_once_and_reported(tmp_path, monkeypatch):
+  import time
+  import lamp_tf
+  from lamp_tf.runtime import results
+  monkeypatch.setattr(loop, "_FIRST_STEP", {})
+  assert loop.launch_to_first_step_s() is None
+  before = time.time() - lamp_tf.LAUNCH_TIME
+  tiny_program.train(_runtime(tmp_path / "a"), 3)
+  first = loop.launch_to_first_step_s()
+  assert before <= first <= time.time() - lamp_tf.LAUNCH_TIME
+  tiny_program.train(_runtime(tmp_path / "b"), 3)  # a later training keeps the process's first
+  assert loop.launch_to_first_step_s() == first
+  written = results.write_results(str(tmp_path), "p", {}, [])
+  assert written["launch_to_first_step_s"] == first
+  results.write_report(str(tmp_path), "T", [("S", "body")])
+  assert f"first training step {first:.1f} s after launch" in (tmp_path / "REPORT.md").read_text()

@@ -19,7 +19,7 @@ def test_results_shape_and_numpy_values(tmp_path):
   claims = [results.claim("EWC keeps task 1", "acc 0.5", np.bool_(True))]
   results.write_results(str(tmp_path), "prog", {"lr": 1e-3}, runs, ["fig.png"], claims)
   data = json.loads((tmp_path / "results.json").read_text())
-  assert set(data) == {"program", "flags", "runs", "figures", "claims"}
+  assert set(data) == {"program", "flags", "runs", "figures", "claims", "launch_to_first_step_s"}
   assert data["claims"] == [{"claim": "EWC keeps task 1", "evidence": "acc 0.5", "holds": True}]
   assert data["runs"] == [{"method": "ewc", "lambda": 100.0, "seed": 1, "acc": 0.5,
                            "task_accuracy": [0.25, 0.75]}]
