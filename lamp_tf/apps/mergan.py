@@ -276,10 +276,7 @@ def main(argv):
                  best["accuracy"], path)
 
   if FLAGS.export_only:
-    path = os.path.join(FLAGS.workdir, results.RESULTS)
-    if not os.path.exists(path):
-      raise app.UsageError(f"--export_only: {path} is missing; train first.")
-    export_best(results.files.read_json(path)["runs"])
+    export_best(runtime_flags.finished_results(FLAGS.workdir)["runs"])
     return
 
   classifier = features_lib.DomainClassifier.train_or_load(

@@ -431,12 +431,14 @@ def main(argv):
                       rgb_side_info=variant.rgb_side_info)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
+  if FLAGS.export_only:
+    runtime_flags.finished_results(FLAGS.workdir)  # exports a finished model, never trains one
   rt.seed(seeds[0])
   data = scenes_tfds.load_scenes(FLAGS.resolution, FLAGS.num_scenes, FLAGS.num_test_scenes,
                                  FLAGS.data_dir)
   pairs = rgbd.split_pairs(data)
   main_run = lambda seed: f"mixmatch_{FLAGS.main_side_info}_seed{seed}"
-  if FLAGS.export_only:
+  if FLAGS.export_only:  # the finished main model, restored from its last checkpoint
     export_mixmatch(rt, train_mixmatch(rt, pairs, FLAGS.main_side_info, seeds[0], variant,
                                    main_run(seeds[0])), FLAGS.export_dir)
     return

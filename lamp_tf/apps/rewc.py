@@ -392,10 +392,7 @@ def main(argv):
   configs = run_configs()
   data = load_data()
   if FLAGS.export_only:
-    path = os.path.join(FLAGS.workdir, results.RESULTS)
-    if not os.path.exists(path):
-      raise app.UsageError(f"--export_only: {path} is missing; train first.")
-    results.files.read_json(path)  # a damaged results.json is named, not skipped
+    runtime_flags.finished_results(FLAGS.workdir)  # missing or damaged: named, not skipped
     records = [_record(os.path.join(FLAGS.workdir, "runs", c.name)) for c in configs]
     missing = [c.name for c, r in zip(configs, records) if r is None]
     if missing:

@@ -385,10 +385,7 @@ def main(argv):
   plan = planned_runs()
   by_name = {run.name: run for runs in plan.values() for run in runs}
   if FLAGS.export_only:
-    path = os.path.join(FLAGS.workdir, results.RESULTS)
-    if not os.path.exists(path):
-      raise app.UsageError(f"--export_only: {path} is missing; train first.")
-    best = _best(results.files.read_json(path)["runs"])
+    best = _best(runtime_flags.finished_results(FLAGS.workdir)["runs"])
     export_best(rt, best)
     return
   for flag, spec in [("sources", s) for s in FLAGS.sources] + [("target", FLAGS.target)]:

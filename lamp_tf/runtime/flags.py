@@ -104,6 +104,16 @@ def check_writable_dir(flag, path):
     raise app.UsageError(f"--{flag}={path}: {probe} is not writable; choose another path.")
 
 
+def finished_results(workdir):
+  """The results.json of the runs finished in `workdir`, which `--export_only` exports from;
+  a usage error naming the file when the program has not finished there (a damaged file is
+  named by `files.read_json`)."""
+  path = os.path.join(workdir, "results.json")
+  if not os.path.exists(path):
+    raise app.UsageError(f"--export_only: {path} is missing; train first (drop --export_only).")
+  return files.read_json(path)
+
+
 def runtime_from_flags():
   """Builds the strategy and the Runtime from the parsed flags; sets the dtype policy."""
   check_writable_dir("workdir", FLAGS.workdir)

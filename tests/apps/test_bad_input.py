@@ -90,6 +90,9 @@ MIXMATCH = [
     (["--seeds=1,1"], ["--seeds", "once"]),
     (["--seeds=-1"], ["--seeds", ">= 0"]),
     (["--workdir={tmp}/afile/w"], ["--workdir={tmp}/afile/w", "is a file, not a directory"]),
+    # Nothing trained: refused, not trained here (it used to train the main model from scratch).
+    (["--export_only", "--workdir={tmp}/untrained"], ["--export_only", "results.json is missing",
+                                                      "train first"]),
 ]
 
 REWC = [
@@ -124,6 +127,7 @@ TRANSFER_GAN = [
     (["--target_mode=semi"], ["--target_mode", "<unconditional|conditional>"]),
     (["--iw_curve=0,100"], ["--iw_curve=0,100", ">= 1"]),
     (["--iw_curve=100,100"], ["--iw_curve=100,100", "repeated"]),
+    (["--export_only"], ["--export_only", "results.json is missing", "train first"]),
 ]
 
 EVALUATE = [
