@@ -143,11 +143,12 @@ def config_from_flags(cls, flag_values=FLAGS, **given):
   return cls(**values, **given)
 
 
-def model_card(program, metrics=None, **extra):
-  """What an export's model_card.json says besides its signatures: the program, its flags, the
-  code version and the metric values of the exported run."""
+def model_card(program, metrics=None, flags=None, **extra):
+  """What an export's model_card.json says besides its signatures: the program, its flags (by
+  default the parsed ones), the code version and the metric values of the exported run."""
   from lamp_tf.runtime import results  # noqa: F401 (results imports nothing from here)
-  return {"program": program, "flags": {k: v for k, v in flag_values().items()
+  flags = flag_values() if flags is None else flags
+  return {"program": program, "flags": {k: v for k, v in flags.items()
                                         if isinstance(v, (int, float, str, bool, list))
                                         or v is None},
           "code_version": results.code_version(), "metrics": metrics or {}, **extra}
