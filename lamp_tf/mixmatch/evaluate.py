@@ -67,3 +67,26 @@ def recolouring_scores(model, classifier, test_items, pairs_trained, per_pair=10
              for group, mask in (("trained", trained), ("zero_pair", unseen))}
   return {"accuracy": acc.tolist(), "ssim_input": ssim_in.tolist(),
           "ssim_target": ssim_tgt.tolist(), **summary}
+
+
+def encoder_agreement(model, inputs, a="depth", b="rgb", batch=64):
+  """How close encoder `a`'s encodings of the test scenes are to encoder `b`'s of the same
+  scenes (zero-pair a -> seg relies on both: the decoder was trained on b's):
+  - "latent_distance": the deepest latent's mean squared distance |z_a - z_b|^2 relative to
+    z_b's variance over the scenes (0: identical; 1: no closer than another scene's z_b);
+  - "indices_agreement": per encoder block, the fraction of max-pooling indices (which of the
+    2x2 positions won, per channel) that agree (chance: 1/4 for unrelated maps)."""
+  n = len(inputs[a])
+  dist, s1, s2, agree = 0.0, 0.0, 0.0, None
+  for i in range(0, n, batch):
+    z_a, side_a = model.encode(tf.constant(inputs[a][i:i + batch]), a)
+    z_b, side_b = model.encode(tf.constant(inputs[b][i:i + batch]), b)
+    z_a, z_b = np.asarray(z_a, np.float64), np.asarray(z_b, np.float64)
+    dist += float(np.sum((z_a - z_b) ** 2))
+    s1, s2 = s1 + z_b.sum(axis=0), s2 + (z_b ** 2).sum(axis=0)
+    m = len(z_b)
+    level = [m * float(tf.reduce_mean(tf.cast(tf.equal(x["indices"], y["indices"]), tf.float32)))
+             for x, y in zip(side_a, side_b)]
+    agree = level if agree is None else [p + q for p, q in zip(agree, level)]
+  variance = float(np.sum(s2 / n - (s1 / n) ** 2))
+  return {"latent_distance": dist / n / variance, "indices_agreement": [x / n for x in agree]}

@@ -263,3 +263,23 @@ def test_rgb_decoder_has_no_side_information_by_default():
     train.Weights(latent_levels=0)
   with pytest.raises(ValueError, match="--seg_weight"):
     train.Weights(seg=-1)
+
+
+def test_encoder_agreement_by_hand():
+  from lamp_tf.mixmatch import evaluate
+  model = mm_model.MixMatch((4, 8), "indices").build(8)
+  rng = np.random.default_rng(0)
+  inputs = {"rgb": rng.uniform(-1, 1, [10, 8, 8, 3]).astype(np.float32),
+            "depth": rng.uniform(-1, 1, [10, 8, 8, 1]).astype(np.float32)}
+  itself = evaluate.encoder_agreement(model, inputs, "rgb", "rgb", batch=4)
+  assert itself["latent_distance"] == 0.0 and itself["indices_agreement"] == [1.0, 1.0]
+  # The formula over the whole set at once (batch moments: one batch of all 10 scenes).
+  got = evaluate.encoder_agreement(model, inputs, "depth", "rgb", batch=10)
+  z_d, side_d = model.encode(tf.constant(inputs["depth"]), "depth")
+  z_r, side_r = model.encode(tf.constant(inputs["rgb"]), "rgb")
+  z_d, z_r = z_d.numpy().astype(np.float64), z_r.numpy().astype(np.float64)
+  expected = np.mean(np.sum((z_d - z_r) ** 2, axis=(1, 2, 3))) / np.sum(z_r.var(axis=0))
+  assert got["latent_distance"] == pytest.approx(expected, rel=1e-6)
+  for level, (a, b) in enumerate(zip(side_d, side_r)):
+    assert got["indices_agreement"][level] == pytest.approx(
+        np.mean(a["indices"].numpy() == b["indices"].numpy()))
