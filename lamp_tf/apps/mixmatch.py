@@ -27,7 +27,6 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 from lamp_tf.data import colours, preprocess, rgbd, scenes, scenes_tfds, sources
-from lamp_tf.gan import transfer
 from lamp_tf.metrics import features as features_lib
 from lamp_tf.mixmatch import baselines, evaluate, model as mm_model, recolour, train
 from lamp_tf.nets import segnet

@@ -106,16 +106,21 @@ def test_rerun_reuses_finished_runs_and_export_only(workdir):
   assert json.loads((workdir / "results.json").read_text())["runs"] == json.loads(before)["runs"]
 
 
-def test_a_diverged_run_is_recorded_and_its_lambda_never_selected(tmp_path):
+def test_a_diverged_run_is_recorded_and_its_lambda_never_selected(tmp_path, monkeypatch):
+  """In-process, through the experiment's API (no flags)."""
+  import tensorflow as tf
+  from lamp_tf.continual import rewc_experiment, sequential
+  from lamp_tf.runtime import flags as runtime_flags
   # Plain SGD with a huge penalty weight: λ·F far beyond the step's stability limit 2/lr.
   work = tmp_path / "w"
-  args = TINY[:2] + ["--epochs=1", "--batch_size=50", "--methods=ft,ewc", "--lambdas=0,1e9",
-                     "--seeds=0", "--optimizer=sgd", "--fisher_samples=50",
-                     "--log_every_secs=1000", f"--workdir={work}",
-                     f"--export_dir={tmp_path / 'e'}"]
-  out = _run(args)
-  assert out.returncode == 0, out.stderr[-4000:]
+  rt = runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(work),
+                             export_dir="", log_every_secs=1000)
+  cfg = rewc_experiment.ExperimentConfig(
+      train=sequential.RunConfig(epochs=1, batch_size=50, fisher_samples=50),
+      max_train=1000, methods=("ft", "ewc"), lambdas=(0.0, 1e9), optimizers=("sgd",))
+  returned = rewc_experiment.train_and_evaluate(rt, cfg, str(work))
   runs = json.loads((work / "results.json").read_text())["runs"]
+  assert [r["method"] for r in returned] == [r["method"] for r in runs] == ["ft", "ewc", "ewc"]
   bad = [r for r in runs if "diverged" in r]
   assert [(r["method"], r["lambda"]) for r in bad] == [("ewc", 1e9)]
   assert "non-finite loss" in bad[0]["diverged"] and bad[0]["accuracy_matrix"] is None
@@ -125,8 +130,12 @@ def test_a_diverged_run_is_recorded_and_its_lambda_never_selected(tmp_path):
              if line.startswith("| EWC (SGD) | "))
   assert row.split(" | ")[1] == "0"  # the only λ that trained
   assert "Diverged runs" in report and "| EWC (SGD) | 1e+09 | 1/1 | task2, step " in report
-  out = _run(args)  # a rerun keeps the record: nothing is trained again
-  assert out.returncode == 0 and "diverged (" not in out.stderr, out.stderr[-3000:]
+
+  def trains(*args, **kwargs):
+    raise AssertionError("a finished or diverged run was trained again")
+
+  monkeypatch.setattr(sequential, "run", trains)  # a rerun keeps every record
+  assert rewc_experiment.train_and_evaluate(rt, cfg, str(work)) == returned
 
 
 MOCK = """
