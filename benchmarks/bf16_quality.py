@@ -10,12 +10,14 @@ a rerun reuses finished runs. Goal (issue #9): the FIDs within 10 % of each othe
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from lamp_tf.runtime import files  # noqa: E402
 
 
 def run(precision, args):
@@ -29,8 +31,7 @@ def run(precision, args):
   with open(os.path.join(ROOT, "runs", "bench", f"bf16_quality_{precision}.log"), "w") as log:
     subprocess.run(command, cwd=ROOT, check=True, stdout=log, stderr=subprocess.STDOUT,
                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-  with open(os.path.join(workdir, "results.json")) as f:
-    records = json.load(f)["runs"]
+  records = files.read_json(os.path.join(workdir, "results.json"))["runs"]
   return {str(r["seed"]): r["fid"] for r in records}
 
 
@@ -49,9 +50,7 @@ def main():
     print(f"{p}: FID per seed {fid[p]}, mean {mean[p]:.2f}")
   print(f"relative difference of the means: {out['relative_difference']:.1%} (goal: <= 10 %)")
   if args.json:
-    with open(args.json + ".tmp", "w") as f:
-      json.dump(out, f, indent=1)
-    os.replace(args.json + ".tmp", args.json)
+    files.write_json(args.json, out)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ difference of the two Fisher results (same sampled labels).
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -27,6 +26,7 @@ import tensorflow as tf  # noqa: E402
 from lamp_tf.continual import fisher, rotation  # noqa: E402
 from lamp_tf.data import preprocess, sources  # noqa: E402
 from lamp_tf.nets import classifiers  # noqa: E402
+from lamp_tf.runtime import files  # noqa: E402
 
 LAYERS = ["conv1", "conv2", "fc1", "fc2", "logits"]
 
@@ -134,11 +134,10 @@ def main():
   print(f"work: {flops / 1e9:.2f} GFLOP; machine matmul rate {rate / 1e9:.0f} GFLOP/s; batched "
         f"path at {100 * flops / a / rate:.1f}% of it")
   if args.json:
-    with open(args.json, "w") as f:
-      json.dump({"batched_s": a, "loop_s": b, "speedup": b / a, "max_rel_diff": diff,
-                 "gflop": flops / 1e9, "matmul_gflops": rate / 1e9,
-                 "fraction_of_matmul_rate": flops / a / rate, "examples": args.examples}, f,
-                indent=1)
+    files.write_json(args.json, {
+        "batched_s": a, "loop_s": b, "speedup": b / a, "max_rel_diff": diff,
+        "gflop": flops / 1e9, "matmul_gflops": rate / 1e9,
+        "fraction_of_matmul_rate": flops / a / rate, "examples": args.examples})
 
 
 if __name__ == "__main__":

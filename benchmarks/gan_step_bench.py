@@ -14,7 +14,6 @@ Prints a Markdown table and, with --json, writes the numbers for benchmarks/RESU
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import time
@@ -30,7 +29,7 @@ import tensorflow as tf  # noqa: E402
 from lamp_tf.data import pipeline  # noqa: E402
 from lamp_tf.gan import train  # noqa: E402
 from lamp_tf.nets import gan as gan_nets  # noqa: E402
-from lamp_tf.runtime import loop, precision, strategy as strategy_lib  # noqa: E402
+from lamp_tf.runtime import files, loop, precision, strategy as strategy_lib  # noqa: E402
 
 
 def lamp_tf_runner(batch, n_critic, images, labels, policy="float32", steps_per_call=1):
@@ -205,9 +204,8 @@ def main():
   print("| batch | configuration | iterations/s or ratio |\n|---|---|---|")
   print("\n".join(rows))
   if args.json:
-    with open(args.json, "w") as f:
-      json.dump({"tensorflow": tf.__version__, "torch": version, "threads": threads,
-                 "batches": summary}, f, indent=1)
+    files.write_json(args.json, {"tensorflow": tf.__version__, "torch": version,
+                                 "threads": threads, "batches": summary})
 
 
 if __name__ == "__main__":

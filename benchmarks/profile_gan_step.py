@@ -13,7 +13,6 @@ columns compare where each spends its time, not which is faster (that is `gan_st
 import argparse
 import collections
 import glob
-import json
 import os
 import sys
 import tempfile
@@ -25,7 +24,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
-import gan_step_bench  # noqa: E402
+import gan_step_bench  # noqa: E402  (puts the repository on sys.path)
+from lamp_tf.runtime import files  # noqa: E402
 
 
 # Ops that only call others (their time is their callees'): left out so nothing counts twice.
@@ -105,9 +105,7 @@ def main():
     for row in p["top"]:
       print(f"  {row['share']:6.1%} {row['ms']:9.1f} ms  {row['op']}")
   if args.json:
-    with open(args.json + ".tmp", "w") as f:
-      json.dump(out, f, indent=1)
-    os.replace(args.json + ".tmp", args.json)
+    files.write_json(args.json, out)
 
 
 if __name__ == "__main__":

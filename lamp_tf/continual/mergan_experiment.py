@@ -182,16 +182,13 @@ class Experiment:
     self.gan = {**cfg.gan, "num_classes": self.train.num_classes}
     self.image_shape = self.train.images.shape[1:]
 
-  @property
-  def first_budget(self):
-    return self.cfg.train.first_task_iterations or self.cfg.train.iterations
-
   def run_dir(self, method, seed, ewc_weight=None):
     name = f"ewc{ewc_weight:g}" if method == "ewc" else method
     return os.path.join(self.workdir, "runs", f"{name}_seed{seed}")
 
   def first_task_dir(self, seed):
-    return os.path.join(self.workdir, "runs", f"first_task_seed{seed}_{self.first_budget}it")
+    budget = self.cfg.train.task_iterations(0)
+    return os.path.join(self.workdir, "runs", f"first_task_seed{seed}_{budget}it")
 
   def restore(self, rt, method, seed, ewc_weight):
     cfg = self.cfg.run(method, seed, ewc_weight)
@@ -304,7 +301,7 @@ class Experiment:
     shared = [r for r in records if r.get("shared_first_task")]
     setup = (f"`{cfg.dataset}`, tasks `{cfg.tasks}` ({num_tasks} tasks); "
              f"{cfg.gan['architecture']} {cfg.gan['resolution']}x{cfg.gan['resolution']} AC-GAN "
-             f"({cfg.gan['conditioning']}), {self.first_budget} generator updates on the first "
+             f"({cfg.gan['conditioning']}), {t.task_iterations(0)} generator updates on the first "
              f"task and {t.iterations} on each later one (the paper: 4001), batch "
              f"{t.batch_size}, {t.n_critic} critic steps, Adam {t.lr:g} (0, 0.9) reset every "
              f"task, RA weight {t.ra_weight:g}, EWC weights "
