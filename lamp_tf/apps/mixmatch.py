@@ -28,9 +28,9 @@ from absl import app, flags, logging
 
 from lamp_tf.data import colours, preprocess, rgbd, scenes, scenes_tfds, sources
 from lamp_tf.metrics import features as features_lib
-from lamp_tf.mixmatch import baselines, evaluate, model as mm_model, recolour, train
+from lamp_tf.mixmatch import baselines, domains as domains_lib, evaluate, model as mm_model, train
 from lamp_tf.nets import segnet
-from lamp_tf.runtime import export, figures, flags as runtime_flags, loop, results
+from lamp_tf.runtime import export, figures, flags as runtime_flags, results
 
 FLAGS = flags.FLAGS
 PROGRAM = "lamp-tf-mixmatch"
@@ -365,22 +365,6 @@ def export_mixmatch(rt, model, export_dir, metrics=None):
                                    version=rt.export_version, card=card)
 
 
-class RecolourBatches:
-  """Deterministic batches for step s: an ordered training pair and a batch of each colour."""
-
-  def __init__(self, domains, pairs, batch, seed, start):
-    self.domains, self.pairs, self.batch, self.seed, self.step = domains, pairs, batch, seed, start
-
-  def __next__(self):
-    rng = np.random.default_rng([self.seed, self.step])
-    self.step += 1
-    a, b = self.pairs[rng.integers(len(self.pairs))]
-    pick = lambda d: recolour.to_model(self.domains[d][rng.integers(0, len(self.domains[d]),
-                                                                     self.batch)])
-    return (tf.constant(pick(a)), tf.constant(pick(b)), tf.constant(a, tf.int32),
-            tf.constant(b, tf.int32))
-
-
 def run_recolouring(rt, seed):
   """Trains (or resumes) the 11-colour model; returns (scores, model, test items)."""
   train_items = sources.load_examples("fashion_mnist", "train", data_dir=FLAGS.data_dir,
@@ -390,27 +374,18 @@ def run_recolouring(rt, seed):
   limit = min(len(train_items), max(1100, FLAGS.num_scenes * 11))
   domains_named = colours.make_domains(train_items.images[:limit], seed=seed)
   domains = [domains_named[name] for name in colours.NAMES]
-  model = recolour.Recolouring(FLAGS.recolour_width).build()
-  g_opt = train.adam(tf.distribute.get_strategy(), FLAGS.lr, model.generator_variables)
-  d_opt = train.adam(tf.distribute.get_strategy(), FLAGS.lr, model.critic.trainable_variables)
-  run_dir = os.path.join(FLAGS.workdir, "runs", "recolour")
-  state = loop.TrainState(os.path.join(run_dir, "checkpoints"), seed, is_chief=rt.is_chief,
-                          g_opt=g_opt, d_opt=d_opt, **model.trackables())
-  state.restore()
-  pairs = recolour.star_pairs(FLAGS.recolour_anchor)
-  step = model.step(g_opt, d_opt)
-  loop.train_loop(state, lambda batch, seed: step(*batch),
-                  RecolourBatches(domains, pairs, FLAGS.batch_size, seed, int(state.step)),
-                  FLAGS.recolour_steps, writer=rt.writer(os.path.relpath(run_dir, rt.workdir)),
-                  name="recolour", **rt.loop_kwargs())
+  model = domains_lib.DomainMixMatch(len(colours.NAMES), FLAGS.recolour_width).build()
+  pairs = domains_lib.star_pairs(colours.NAMES.index(FLAGS.recolour_anchor), len(colours.NAMES))
+  train.fit_unpaired(rt, os.path.join("runs", "recolour"), "recolour", model, domains, pairs,
+                     FLAGS.batch_size, FLAGS.recolour_steps, FLAGS.lr, seed)
   labels = np.concatenate([np.full(len(d), i) for i, d in enumerate(domains)])
   rng = np.random.default_rng(seed)
   test_colour = rng.integers(0, len(colours.NAMES), 1100)
   test_x = np.concatenate([colours.recolour(test_items.images[i:i + 1], colours.NAMES[c])
                            for i, c in enumerate(test_colour)])
   classifier = features_lib.DomainClassifier.train_or_load(
-      features_lib.cache_dir(), recolour.to_model(np.concatenate(domains)),
-      labels, recolour.to_model(test_x), test_colour, len(colours.NAMES), steps=600)
+      features_lib.cache_dir(), domains_lib.to_model(np.concatenate(domains)),
+      labels, domains_lib.to_model(test_x), test_colour, len(colours.NAMES), steps=600)
   scores = evaluate.recolouring_scores(model, classifier, test_items.images[1100:], pairs)
   scores["colour_classifier_test_accuracy"] = classifier.test_accuracy
   return scores, model, test_items.images[1100:]
@@ -531,8 +506,8 @@ def main(argv):
                                         "Colour-name accuracy %, source (rows) -> target"),
                         os.path.join(FLAGS.workdir, "recolour_accuracy.png"), writer)
     src = colours.NAMES.index("red" if FLAGS.recolour_anchor != "red" else "blue")
-    x = recolour.to_model(colours.recolour(items[:6], colours.NAMES[src]))
-    rows = [recolour.from_model(x)] + [recolour.from_model(rmodel.translate(tf.constant(x), src,
+    x = domains_lib.to_model(colours.recolour(items[:6], colours.NAMES[src]))
+    rows = [domains_lib.from_model(x)] + [domains_lib.from_model(rmodel.translate(tf.constant(x), src,
                                                                             b))
                                        for b in range(len(colours.NAMES)) if b != src]
     grid = figures.image_grid(np.concatenate([np.stack(r) for r in zip(*rows)]), 6, len(rows))

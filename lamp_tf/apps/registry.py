@@ -31,6 +31,7 @@ PROGRAMS = (
     Program("transfer_gan"),
     Program("mergan"),
     Program("mixmatch"),
+    Program("style_transfer"),
     Program("evaluate", flag_files=False),
     Program("reproduce", flag_files=False),
 )
@@ -62,5 +63,9 @@ EXPERIMENTS = (
     Experiment("Mix-and-match networks", "lamp_tf.apps.mixmatch", {
         "quick": ["mixmatch_quick.cfg"],
         "paper": ["mixmatch_scenes.cfg"],
+    }),
+    Experiment("Mix-and-match style transfer", "lamp_tf.apps.style_transfer", {
+        "quick": ["style_transfer_quick.cfg"],
+        "paper": ["style_transfer_procedural.cfg"],
     }),
 )

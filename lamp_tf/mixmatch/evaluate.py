@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from lamp_tf.data import colours, rgbd
 from lamp_tf.metrics import segmentation as seg_metrics
-from lamp_tf.mixmatch import recolour
+from lamp_tf.mixmatch import domains
 
 
 def batched(fn, inputs, batch=64):
@@ -47,12 +47,12 @@ def recolouring_scores(model, classifier, test_items, pairs_trained, per_pair=10
   truth = {c: colours.recolour(items, name) for c, name in enumerate(colours.NAMES)}
   acc, ssim_in, ssim_tgt = (np.full([n, n], np.nan) for _ in range(3))
   for a in range(n):
-    x = recolour.to_model(truth[a])
+    x = domains.to_model(truth[a])
     for b in range(n):
       if a == b:
         continue
-      out = recolour.from_model(model.translate(tf.constant(x), a, b))
-      acc[a, b] = float(np.mean(classifier.predict(recolour.to_model(out)) == b))
+      out = domains.from_model(model.translate(tf.constant(x), a, b))
+      acc[a, b] = float(np.mean(classifier.predict(domains.to_model(out)) == b))
       lum_out = colours.luminance(out)[..., None]
       ssim_in[a, b] = float(tf.reduce_mean(tf.image.ssim(
           lum_out, colours.luminance(truth[a])[..., None], 1.0)))

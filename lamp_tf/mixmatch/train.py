@@ -25,7 +25,7 @@ import keras
 import tensorflow as tf
 
 from lamp_tf.data import pipeline, rgbd
-from lamp_tf.mixmatch import losses
+from lamp_tf.mixmatch import domains, losses
 from lamp_tf.runtime import loop, precision, strategy as strategy_lib
 
 
@@ -193,6 +193,23 @@ def fit(rt, run_dir, name, trackables, replica_step, arrays_list, batch_size, st
   loop.train_loop(state, step_fn, Zipped(), steps,
                   writer=rt.writer(os.path.relpath(run_dir, rt.workdir)), name=name,
                   **rt.loop_kwargs())
+  return state
+
+
+def fit_unpaired(rt, subdir, name, model, images, pairs, batch_size, steps, lr, seed):
+  """Trains (or resumes) an unpaired domain translator (`domains.DomainMixMatch` or
+  `domains.PairCycleGAN`) on `domains.DomainBatches` of `images` (a list: one uint8 array per
+  domain) over the ordered `pairs`, checkpointing to `workdir/subdir`; Adam (lr, 0.5) for the
+  generators and the critic."""
+  strategy = tf.distribute.get_strategy()  # the model's own (its step is not distributed)
+  g_opt = adam(strategy, lr, model.generator_variables)
+  d_opt = adam(strategy, lr, model.critic.trainable_variables)
+  state = rt.train_state(subdir, seed, g_opt=g_opt, d_opt=d_opt, **model.trackables())
+  state.restore()
+  step = model.step(g_opt, d_opt)
+  loop.train_loop(state, lambda batch, seed: step(*batch),
+                  domains.DomainBatches(images, pairs, batch_size, seed, int(state.step)), steps,
+                  writer=rt.writer(subdir), name=name, **rt.loop_kwargs())
   return state
 
 

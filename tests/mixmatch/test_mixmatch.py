@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from lamp_tf.data import colours, rgbd
 from lamp_tf.metrics import segmentation
-from lamp_tf.mixmatch import losses, model as mm_model, recolour, train
+from lamp_tf.mixmatch import domains, losses, model as mm_model, train
 from lamp_tf.nets import segnet
 from lamp_tf.runtime import flags as runtime_flags
 
@@ -60,11 +60,11 @@ def test_segmentation_metrics_by_hand():
 
 def test_recolouring_domains_and_domain_indexed_weights():
   items = (np.random.default_rng(0).random([22, 28, 28]) * 255).astype(np.uint8)
-  domains = colours.make_domains(items)
-  assert list(domains) == list(colours.NAMES) and sum(len(d) for d in domains.values()) == 22
+  coloured = colours.make_domains(items)
+  assert list(coloured) == list(colours.NAMES) and sum(len(d) for d in coloured.values()) == 22
   red = colours.recolour(items[:1], "red")[0]
   assert red.shape == (32, 32, 3) and tuple(red[0, 0]) == (255, 255, 255)  # white background
-  model = recolour.Recolouring(width=8, critic_width=8).build()
+  model = domains.DomainMixMatch(len(colours.NAMES), width=8, critic_width=8).build()
   x = tf.random.uniform([2, 32, 32, 3], -1, 1)
   assert model.translate(x, 3, 5).shape == (2, 32, 32, 3)
   assert model.encoders.conv1.kernel.shape[0] == len(colours.NAMES)  # one kernel per colour
@@ -75,7 +75,7 @@ def test_recolouring_domains_and_domain_indexed_weights():
   np.testing.assert_array_equal(model.translate(x, 3, 5).numpy(), before)
   k.assign(tf.tensor_scatter_nd_update(k, [[5]], [tf.zeros_like(k[5])]))
   assert not np.array_equal(model.translate(x, 3, 5).numpy(), before)
-  pairs = recolour.star_pairs("grey")
+  pairs = domains.star_pairs(colours.NAMES.index("grey"), len(colours.NAMES))
   assert len(pairs) == 20 and all(colours.NAMES.index("grey") in p for p in pairs)
 
 

@@ -116,27 +116,10 @@ def test_exports_add_versions_with_a_model_card_unless_one_is_pinned(tmp_path):
   assert card["signatures"]["f"]["outputs"]["y"]["dtype"] == "float32"
 
 
-def _cli_run(export_dir, signature, inputs, tmp_path):
-  """Runs a signature with `saved_model_cli run` (the graph-mode loader TF Serving's C++ loader
-  resembles); returns {output key: array}."""
-  cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-  args = []
-  for name, value in inputs.items():
-    np.save(tmp_path / f"{name}.npy", value)
-    args.append(f"{name}={tmp_path / f'{name}.npy'}")
-  out_dir = tmp_path / "cli_out"
-  out = subprocess.run([cli, "run", "--dir", export_dir, "--tag_set", "serve",
-                        "--signature_def", signature, "--inputs", ";".join(args),
-                        "--outdir", str(out_dir), "--overwrite"], capture_output=True,
-                       text=True, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-  assert out.returncode == 0, out.stderr[-3000:]
-  return {p.stem: np.load(p) for p in out_dir.glob("*.npy")}
-
-
 def test_saved_model_cli_runs_the_export_with_the_in_process_outputs(trained, tmp_path):
   _, model, export_dir = trained
   x = np.random.default_rng(1).random([3, tiny_program.INPUT]).astype(np.float32)
-  out = _cli_run(export_dir, "predict", {"x": x}, tmp_path)
+  out = helpers.saved_model_cli_run(export_dir, "predict", {"x": x}, tmp_path)
   np.testing.assert_allclose(out["probabilities"], tf.nn.softmax(model(x)).numpy(), rtol=1e-5,
                              atol=1e-6)
 
@@ -151,7 +134,7 @@ def test_a_generator_export_serves_in_saved_model_cli_and_is_a_transfer_source(t
   path = transfer.export_generator(g, d, str(tmp_path / "gen"), moments="calibrated")
   z = np.random.default_rng(2).normal(size=[2, 128]).astype(np.float32)
   label = np.array([0, 2], np.int64)
-  out = _cli_run(path, "generate", {"z": z, "label": label}, tmp_path)
+  out = helpers.saved_model_cli_run(path, "generate", {"z": z, "label": label}, tmp_path)
   np.testing.assert_allclose(out["images"], g(z, label, moments="calibrated").numpy(),
                              atol=1e-5)
   weights = transfer.load_pretrained(str(tmp_path / "gen"))

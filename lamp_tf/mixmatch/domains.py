@@ -1,22 +1,26 @@
-"""Many-to-many recolouring with mix-and-match: one encoder and one decoder per colour.
+"""Many-to-many unpaired translation with mix-and-match: one encoder and one decoder per domain.
 
-11 encoders + 11 decoders translate between any two of the 11 colours through a shared latent;
-CycleGAN would need a generator pair per colour pair (55 pairs, 110 generators). The weights of
-the 11 encoders (and of the 11 decoders) are stored stacked on a leading domain axis and
-selected by index, so one compiled step serves every domain pair; no weight is shared between
-domains.
+N encoders + N decoders translate between any two of N domains through a shared latent (the
+11-colour recolouring, the 5-style transfer); CycleGAN needs a generator pair per domain pair
+(N(N-1)/2 pairs, N(N-1) generators: 110 for 11 colours). The weights of the N encoders (and of
+the N decoders) are stored stacked on a leading domain axis and selected by index, so one
+compiled step serves every domain pair; no weight is shared between domains.
 
-Training is unpaired, on pairs with one anchor colour (star topology: anchor <-> each other
-colour): autoencoding, translation a -> b judged by a multi-head LSGAN PatchGAN (one head per
-colour), cycle consistency a -> b -> a (weight 10) and latent consistency. Pairs without the
-anchor are never trained together: translating between them is zero-pair.
+Training is unpaired, on pairs with one anchor domain (star topology: anchor <-> each other
+domain, the paper's recolouring setting): autoencoding, translation a -> b judged by a
+multi-head LSGAN PatchGAN (one head per domain), cycle consistency a -> b -> a (weight 10) and
+latent consistency. Pairs without the anchor are never trained together: translating between
+them is zero-pair. `all_pairs` trains every pair instead (the non-zero-pair upper bound).
+
+`PairCycleGAN` is the per-pair baseline with the same networks: two generators (an encoder and
+a decoder each) and a two-head critic, LSGAN and cycle consistency (weight 10).
 """
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from lamp_tf.data import colours, preprocess
+from lamp_tf.data import preprocess
 from lamp_tf.nets.common import attach
 from lamp_tf.runtime import precision
 
@@ -59,9 +63,9 @@ def _norm(x):
 
 
 class DomainEncoders(keras.Model):
-  """11 encoders: 32x32x3 -> 8x8xwidth latent."""
+  """One encoder per domain: r x r x 3 -> (r/4) x (r/4) x width latent."""
 
-  def __init__(self, domains=len(colours.NAMES), width=64, **kwargs):
+  def __init__(self, domains, width=64, **kwargs):
     super().__init__(**kwargs)
     self._convs = attach(self, "conv", [DomainConv(domains, width // 2, 4, 2),
                                         DomainConv(domains, width, 4, 2),
@@ -76,9 +80,9 @@ class DomainEncoders(keras.Model):
 
 
 class DomainDecoders(keras.Model):
-  """11 decoders: latent -> 32x32x3 in [-1, 1]."""
+  """One decoder per domain: latent -> r x r x 3 in [-1, 1]."""
 
-  def __init__(self, domains=len(colours.NAMES), width=64, **kwargs):
+  def __init__(self, domains, width=64, **kwargs):
     super().__init__(**kwargs)
     self._convs = attach(self, "conv", [DomainConv(domains, width // 2, 4, 2, transpose=True),
                                         DomainConv(domains, width // 4, 4, 2, transpose=True),
@@ -94,9 +98,9 @@ class DomainDecoders(keras.Model):
 
 
 class MultiHeadPatchCritic(keras.Model):
-  """One PatchGAN trunk with a score map per colour (LSGAN)."""
+  """One PatchGAN trunk with a score map per domain (LSGAN)."""
 
-  def __init__(self, domains=len(colours.NAMES), width=32, **kwargs):
+  def __init__(self, domains, width=32, **kwargs):
     super().__init__(**kwargs)
     self._convs = attach(self, "conv", [L.Conv2D(width, 4, 2, padding="same"),
                                         L.Conv2D(width * 2, 4, 2, padding="same")])
@@ -108,18 +112,19 @@ class MultiHeadPatchCritic(keras.Model):
     return tf.gather(self.heads(x), domain, axis=-1)
 
 
-class Recolouring:
+class DomainMixMatch:
+  """N domain encoders and decoders through one latent, and the N-head critic."""
 
-  def __init__(self, width=64, critic_width=32, cycle_weight=10.0, latent_weight=1.0,
+  def __init__(self, domains, width=64, critic_width=32, cycle_weight=10.0, latent_weight=1.0,
                rec_weight=10.0):
-    n = len(colours.NAMES)
+    n = self.num_domains = domains
     self.encoders = DomainEncoders(n, width, name="encoders")
     self.decoders = DomainDecoders(n, width, name="decoders")
     self.critic = MultiHeadPatchCritic(n, critic_width, name="critic")
     self.cycle_weight, self.latent_weight, self.rec_weight = cycle_weight, latent_weight, rec_weight
 
-  def build(self):
-    x = tf.zeros([1, 32, 32, 3])
+  def build(self, resolution=32):
+    x = tf.zeros([1, resolution, resolution, 3])
     self.decoders(self.encoders(x, domain=0), domain=0)
     self.critic(x, domain=0)
     return self
@@ -135,7 +140,7 @@ class Recolouring:
     return {"encoders": self.encoders, "decoders": self.decoders, "critic": self.critic}
 
   def step(self, g_opt, d_opt):
-    """tf.function (x_a, x_b, a, b) -> losses, for images in [-1, 1] of colours a and b."""
+    """tf.function (x_a, x_b, a, b) -> losses, for images in [-1, 1] of domains a and b."""
 
     def mse(x, value):
       return tf.reduce_mean(tf.square(x - value))
@@ -166,11 +171,87 @@ class Recolouring:
     return step
 
 
-def star_pairs(anchor):
-  """Ordered training pairs: anchor <-> every other colour."""
-  a = colours.NAMES.index(anchor)
-  others = [i for i in range(len(colours.NAMES)) if i != a]
-  return [(a, o) for o in others] + [(o, a) for o in others]
+def star_pairs(anchor, num_domains):
+  """Ordered training pairs: domain `anchor` <-> every other domain."""
+  others = [i for i in range(num_domains) if i != anchor]
+  return [(anchor, o) for o in others] + [(o, anchor) for o in others]
+
+
+def all_pairs(num_domains):
+  """Every ordered pair of distinct domains."""
+  return [(a, b) for a in range(num_domains) for b in range(num_domains) if a != b]
+
+
+class DomainBatches:
+  """Deterministic batches for step s: an ordered training pair (a, b), a batch of domain a's
+  images and one of b's (independent draws: unpaired), as (x_a, x_b, a, b)."""
+
+  def __init__(self, domains, pairs, batch, seed, start):
+    self.domains, self.pairs, self.batch, self.seed, self.step = domains, pairs, batch, seed, start
+
+  def __next__(self):
+    rng = np.random.default_rng([self.seed, self.step])
+    self.step += 1
+    a, b = self.pairs[rng.integers(len(self.pairs))]
+    pick = lambda d: to_model(self.domains[d][rng.integers(0, len(self.domains[d]), self.batch)])
+    return (tf.constant(pick(a)), tf.constant(pick(b)), tf.constant(a, tf.int32),
+            tf.constant(b, tf.int32))
+
+
+class PairCycleGAN:
+  """CycleGAN for one domain pair (a, b): G_ab and G_ba (an encoder and a decoder each, the
+  networks of `DomainMixMatch`), a critic head per domain; LSGAN, cycle consistency."""
+
+  def __init__(self, width=64, critic_width=32, cycle_weight=10.0):
+    # index 0: a -> b (and the critic of b); index 1: b -> a (and the critic of a)
+    self.encoders = DomainEncoders(2, width, name="encoders")
+    self.decoders = DomainDecoders(2, width, name="decoders")
+    self.critic = MultiHeadPatchCritic(2, critic_width, name="critic")
+    self.cycle_weight = cycle_weight
+
+  def build(self, resolution=32):
+    x = tf.zeros([1, resolution, resolution, 3])
+    self.decoders(self.encoders(x, domain=0), domain=0)
+    self.critic(x, domain=0)
+    return self
+
+  def translate(self, x, direction):
+    """direction 0: a -> b, 1: b -> a."""
+    return self.decoders(self.encoders(x, domain=direction), domain=direction)
+
+  @property
+  def generator_variables(self):
+    return self.encoders.trainable_variables + self.decoders.trainable_variables
+
+  def trackables(self):
+    return {"encoders": self.encoders, "decoders": self.decoders, "critic": self.critic}
+
+  def step(self, g_opt, d_opt):
+    """tf.function (x_a, x_b, a, b) -> losses; x_a of domain a, x_b of b (the indices come
+    with `DomainBatches` and are not used: the pair is fixed)."""
+
+    def mse(x, value):
+      return tf.reduce_mean(tf.square(x - value))
+
+    @tf.function
+    def step(xa, xb, a=0, b=1):
+      del a, b
+      with tf.GradientTape() as tape:
+        fake_b, fake_a = self.translate(xa, 0), self.translate(xb, 1)
+        cyc = (tf.reduce_mean(tf.abs(self.translate(fake_b, 1) - xa)) +
+               tf.reduce_mean(tf.abs(self.translate(fake_a, 0) - xb)))
+        adv = mse(self.critic(fake_b, domain=0), 1.0) + mse(self.critic(fake_a, domain=1), 1.0)
+        g_loss = adv + self.cycle_weight * cyc
+      precision.minimize(tape, g_loss, self.generator_variables, g_opt)
+      with tf.GradientTape() as tape:
+        d_loss = 0.5 * (mse(self.critic(xb, domain=0), 1.0) +
+                        mse(self.critic(fake_b, domain=0), 0.0) +
+                        mse(self.critic(xa, domain=1), 1.0) +
+                        mse(self.critic(fake_a, domain=1), 0.0))
+      precision.minimize(tape, d_loss, self.critic.trainable_variables, d_opt)
+      return {"g_loss": g_loss, "d_loss": d_loss, "cycle": cyc}
+
+    return step
 
 
 def to_model(images):
