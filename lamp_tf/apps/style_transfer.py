@@ -71,8 +71,8 @@ def experiment_config():
 
 def main(argv):
   del argv
-  rt = runtime_flags.runtime_from_flags()
   cfg = experiment_config().validate()
+  rt = runtime_flags.runtime_from_flags()
   if FLAGS.export_only:
     style_experiment.export_only(rt, cfg, FLAGS.workdir, FLAGS.export_dir,
                                  runtime_flags.flag_values())

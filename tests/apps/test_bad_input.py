@@ -95,6 +95,19 @@ MIXMATCH = [
                                                       "train first"]),
 ]
 
+STYLE_TRANSFER = [
+    (["--domains=photo,monet,picasso"], ["--domains", "'picasso'", "photo, monet, vangogh"]),
+    (["--anchor=dali"], ["--anchor='dali'", "not one of --domains"]),
+    (["--domains=photo,monet"], ["--domains=photo,monet", "at least 3"]),
+    (["--style_source=flickr"], ["--style_source", "<procedural|cycle_gan>"]),
+    (["--style_source=cycle_gan", "--data_dir={tmp}/tfds"],
+     ["cycle_gan/monet2photo", "is not prepared", "tfds build cycle_gan/monet2photo"]),
+    (["--resolution=30"], ["--resolution=30", "divisible by 4"]),
+    (["--pairs=some"], ["--pairs", "<star|all>"]),
+    (["--seeds=2,2"], ["--seeds", "once"]),
+    (["--export_only"], ["--export_only", "results.json is missing", "train first"]),
+]
+
 REWC = [
     (["--methods=ft,sgd"], ["--methods", "ft, ewc, rewc"]),
     (["--rotate=everything"], ["--rotate", "fc, conv, all, all_no_last"]),
@@ -148,6 +161,7 @@ PROGRAMS = {  # module, its base flag file, cases
     "mergan": ("lamp_tf.apps.mergan", "mergan_mnist_quick.cfg", MERGAN),
     "mixmatch": ("lamp_tf.apps.mixmatch", "mixmatch_quick.cfg", MIXMATCH),
     "rewc": ("lamp_tf.apps.rewc", "rewc_mnist_quick.cfg", REWC),
+    "style_transfer": ("lamp_tf.apps.style_transfer", "style_transfer_quick.cfg", STYLE_TRANSFER),
     "transfer_gan": ("lamp_tf.apps.transfer_gan", "transfer_gan_quick.cfg", TRANSFER_GAN),
     "evaluate": ("lamp_tf.apps.evaluate", None, EVALUATE),
     "reproduce": ("lamp_tf.apps.reproduce", None, REPRODUCE),
@@ -172,8 +186,8 @@ def _damaged_idx_dir(tmp_path):
   return raw
 
 
-def test_the_cases_cover_at_least_25_kinds_across_six_programs():
-  assert len(PROGRAMS) == 6 and all(cases for _, _, cases in PROGRAMS.values())
+def test_the_cases_cover_at_least_25_kinds_across_seven_programs():
+  assert len(PROGRAMS) == 7 and all(cases for _, _, cases in PROGRAMS.values())
   assert sum(len(cases) for _, _, cases in PROGRAMS.values()) >= 25
 
 

@@ -102,7 +102,7 @@ def test_train_and_evaluate_on_the_procedural_styles(tmp_path):
       if a != b)
   saved = json.loads((workdir / "results.json").read_text())
   assert [c["claim"][:40] for c in saved["claims"]] == [
-      "Mix-and-match translates between styles ", "Zero-pair translation keeps the content:"]
+      "Mix-and-match translates between styles ", "Zero-pair translation keeps the content "]
   report = (workdir / "REPORT.md").read_text()
   for text in ("## Claims", "CycleGAN per pair", "true rendering", "monet->vangogh",
                "style_grid.png", "10 networks"):
