@@ -102,11 +102,12 @@ def test_train_and_evaluate_on_the_procedural_styles(tmp_path):
   assert sorted(k for k in cyc if k.endswith("/accuracy")) == sorted(
       f"pair/{a}->{b}/accuracy" for a in painters for b in painters if a != b)
   saved = json.loads((workdir / "results.json").read_text())
+  assert 0 <= saved["runs"][0]["latent_distance_zero_pair"]
   assert [c["claim"][:40] for c in saved["claims"]] == [
       "Mix-and-match translates between styles ", "Zero-pair translation keeps the content "]
   report = (workdir / "REPORT.md").read_text()
   for text in ("## Claims", "CycleGAN per pair", "true rendering", "monet->vangogh",
-               "style_grid.png", "6 networks instead of 6"):
+               "style_grid.png", "6 networks instead of 6", "## Encoder alignment"):
     assert text in report, text
   assert (workdir / "style_grid.png").exists() and (workdir / "style_accuracy.png").exists()
   # A rerun reuses the finished records.
@@ -134,3 +135,20 @@ def test_train_and_evaluate_on_tfds_cycle_gan(tmp_path):
   entries = serving_fuzz.assert_rejects_bad_requests(str(tmp_path / "export" / "1"))
   assert {e["signature"] for e in entries} == {
       f"{a}_to_{b}" for a in cfg.domains for b in cfg.domains if a != b} | {"serving_default"}
+
+
+def test_latent_distance_written_out():
+  class Scaled:  # encoder of domain d: (d + 1) * x
+    def encoders(self, x, domain):
+      return x * (domain + 1.0)
+
+  rng = np.random.default_rng(0)
+  scenes = rng.integers(0, 255, [6, 4, 4, 3], dtype=np.uint8)
+  test = [scenes, scenes, scenes[::-1]]  # domain 2 holds the scenes in another order
+  dist = style_experiment.latent_distances(Scaled(), test, batch=4)
+  x = domains.to_model(scenes).reshape(6, -1).astype(np.float64)
+  z = [x, 2 * x, 3 * x[::-1]]
+  for a, b in [(0, 1), (1, 0), (0, 2), (2, 1)]:
+    expected = np.mean(np.sum((z[a] - z[b]) ** 2, axis=1)) / np.sum(np.var(z[b], axis=0))
+    np.testing.assert_allclose(dist[a, b], expected, rtol=1e-6)
+  assert np.isnan(dist[1, 1])
