@@ -1,14 +1,16 @@
-"""lamp-tf-mixmatch end to end on tiny budgets: records, tables, figures, export signatures."""
+"""The mix-and-match experiment end to end, in-process on tiny budgets (what lamp-tf-mixmatch
+runs): records, tables, figures, export signatures served in a TensorFlow-only process."""
 
 import json
-import os
 import subprocess
 import sys
 
 import numpy as np
+import tensorflow as tf
 
+from lamp_tf.mixmatch import experiment
+from lamp_tf.runtime import flags as runtime_flags
 from tests import serving_fuzz
-from tests.conftest import REPO_ROOT
 
 SERVE = """
 import sys, numpy as np, tensorflow as tf
@@ -24,17 +26,14 @@ print(' '.join(names))
 """
 
 
-def test_mixmatch_program(tmp_path):
-  args = ["--resolution=16", "--num_scenes=16", "--num_test_scenes=4", "--widths=4,8",
-          "--side_info=indices", "--steps=3", "--baseline_steps=2", "--batch_size=4",
-          "--baselines=pix2pix,cyclegan", "--seeds=3",
-          "--recolour_steps=2", "--recolour_width=8", "--panel_scenes=2",
-          f"--data_dir={tmp_path / 'tfds'}", f"--workdir={tmp_path / 'w'}",
-          f"--export_dir={tmp_path / 'export'}", "--log_every_secs=1000"]
-  out = subprocess.run([sys.executable, "-m", "lamp_tf.apps.mixmatch"] + args, cwd=REPO_ROOT,
-                       capture_output=True, text=True, timeout=900,
-                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-  assert out.returncode == 0, out.stderr[-4000:]
+def test_mixmatch_experiment(tmp_path):
+  cfg = experiment.ExperimentConfig(
+      resolution=16, num_scenes=16, num_test_scenes=4, widths=(4, 8), side_info=("indices",),
+      steps=3, baseline_steps=2, batch_size=4, baselines=("pix2pix", "cyclegan"), seeds=(3,),
+      recolour_steps=2, recolour_width=8, panel_scenes=2, data_dir=str(tmp_path / "tfds"))
+  rt = runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(tmp_path / "w"),
+                             export_dir="", log_every_secs=1e9)
+  experiment.train_and_evaluate(rt, cfg, str(tmp_path / "w"), export_dir=str(tmp_path / "export"))
   results = json.loads((tmp_path / "w" / "results.json").read_text())
   runs = results["runs"]
   methods = {(r["method"], r["side_info"]) for r in runs}
@@ -66,14 +65,11 @@ def test_mixmatch_program(tmp_path):
 
 
 def test_the_ablation_walks_one_change_at_a_time_to_the_default_objective():
-  """Its last step trains the flags' default (reference) model, which the program reuses."""
-  from absl import flags
-  from lamp_tf.apps import mixmatch
-  if not flags.FLAGS.is_parsed():
-    flags.FLAGS.mark_as_parsed()  # the definitions' defaults
-  steps, default = mixmatch.ablation_steps(), mixmatch.reference_variant()
-  assert mixmatch.trains_like(steps[-1], default)
-  assert not any(mixmatch.trains_like(s, default) for s in steps[:-1])
-  assert mixmatch.trains_like(steps[0], steps[1]) and steps[0].test_bn != steps[1].test_bn
+  """Its last step trains the default (reference) model, which the experiment reuses."""
+  steps = experiment.ablation_steps()
+  default = experiment.reference_variant(experiment.ExperimentConfig())
+  assert experiment.trains_like(steps[-1], default)
+  assert not any(experiment.trains_like(s, default) for s in steps[:-1])
+  assert experiment.trains_like(steps[0], steps[1]) and steps[0].test_bn != steps[1].test_bn
   for a, b in zip(steps[1:], steps[2:]):
-    assert not mixmatch.trains_like(a, b), (a.name, b.name)
+    assert not experiment.trains_like(a, b), (a.name, b.name)
