@@ -218,6 +218,9 @@ def load_styles(source="procedural", resolution=32, num_train=400, num_test=100,
   if source == "procedural":
     if resolution % 2:
       raise ValueError(f"--resolution={resolution}: the procedural styles need an even size.")
+    if min(num_train, num_test) < 1:
+      raise ValueError(f"--num_train={num_train} --num_test={num_test}: the procedural styles "
+                       "render that many scenes per domain; give at least 1 each.")
     return {**_procedural(resolution, num_train, num_test, data_dir), "paired_test": True}
   return {**_cycle_gan(resolution, num_train, num_test, data_dir, download), "paired_test": False}
 

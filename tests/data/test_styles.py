@@ -75,3 +75,5 @@ def test_unknown_domain_and_source_are_one_line_errors():
     styles.domain_indices(["photo", "picasso"])
   with pytest.raises(ValueError, match=r"--style_source='flickr'"):
     styles.load_styles("flickr")
+  with pytest.raises(ValueError, match=r"--num_train=0 --num_test=5: .* at least 1 each"):
+    styles.load_styles("procedural", num_train=0, num_test=5)
