@@ -63,19 +63,26 @@ def _norm(x):
 
 
 class DomainEncoders(keras.Model):
-  """One encoder per domain: r x r x 3 -> (r/4) x (r/4) x width latent."""
+  """One encoder per domain: r x r x 3 -> (r/4) x (r/4) x width latent; `res_blocks` residual
+  blocks (two 3x3 convolutions, instance norm, ReLU) at the latent's resolution end it, as the
+  CycleGAN generator of the authors' code (6 at 128 px)."""
 
-  def __init__(self, domains, width=64, **kwargs):
+  def __init__(self, domains, width=64, res_blocks=0, **kwargs):
     super().__init__(**kwargs)
     self._convs = attach(self, "conv", [DomainConv(domains, width // 2, 4, 2),
                                         DomainConv(domains, width, 4, 2),
                                         DomainConv(domains, width, 3, 1)])
+    self._res = attach(self, "res", [DomainConv(domains, width, 3, 1)
+                                     for _ in range(2 * res_blocks)])
 
   def call(self, x, domain):
     for i, name in enumerate(self._convs):
       x = getattr(self, name)(x, domain=domain)
       if i < len(self._convs) - 1:
         x = tf.nn.leaky_relu(_norm(x), 0.2)
+    for a, b in zip(self._res[::2], self._res[1::2]):
+      h = tf.nn.relu(_norm(getattr(self, a)(x, domain=domain)))
+      x = x + _norm(getattr(self, b)(h, domain=domain))
     return x
 
 
@@ -116,9 +123,9 @@ class DomainMixMatch:
   """N domain encoders and decoders through one latent, and the N-head critic."""
 
   def __init__(self, domains, width=64, critic_width=32, cycle_weight=10.0, latent_weight=1.0,
-               rec_weight=10.0):
+               rec_weight=10.0, res_blocks=0):
     n = self.num_domains = domains
-    self.encoders = DomainEncoders(n, width, name="encoders")
+    self.encoders = DomainEncoders(n, width, res_blocks, name="encoders")
     self.decoders = DomainDecoders(n, width, name="decoders")
     self.critic = MultiHeadPatchCritic(n, critic_width, name="critic")
     self.cycle_weight, self.latent_weight, self.rec_weight = cycle_weight, latent_weight, rec_weight
@@ -202,9 +209,9 @@ class PairCycleGAN:
   """CycleGAN for one domain pair (a, b): G_ab and G_ba (an encoder and a decoder each, the
   networks of `DomainMixMatch`), a critic head per domain; LSGAN, cycle consistency."""
 
-  def __init__(self, width=64, critic_width=32, cycle_weight=10.0):
+  def __init__(self, width=64, critic_width=32, cycle_weight=10.0, res_blocks=0):
     # index 0: a -> b (and the critic of b); index 1: b -> a (and the critic of a)
-    self.encoders = DomainEncoders(2, width, name="encoders")
+    self.encoders = DomainEncoders(2, width, res_blocks, name="encoders")
     self.decoders = DomainDecoders(2, width, name="decoders")
     self.critic = MultiHeadPatchCritic(2, critic_width, name="critic")
     self.cycle_weight = cycle_weight

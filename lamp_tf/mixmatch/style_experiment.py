@@ -64,6 +64,7 @@ class ExperimentConfig:
   cycle_weight: float = 10.0
   latent_weight: float = 1.0
   rec_weight: float = 10.0
+  res_blocks: int = 0  # residual blocks ending each encoder (the authors' generator: 6)
   baseline_pairs: str = "zero_pair"  # BASELINE_PAIRS
   baseline_steps: int = 1500  # per CycleGAN
   classifier_steps: int = 1000
@@ -216,7 +217,8 @@ def _run_dir(name):
 
 def train_mixmatch(rt, cfg, data, seed):
   model = domains.DomainMixMatch(len(cfg.domains), cfg.width, cfg.critic_width, cfg.cycle_weight,
-                                 cfg.latent_weight, cfg.rec_weight).build(cfg.resolution)
+                                 cfg.latent_weight, cfg.rec_weight,
+                                 cfg.res_blocks).build(cfg.resolution)
   rt.seed(seed)
   train.fit_unpaired(rt, _run_dir(f"mixmatch_seed{seed}"), f"mixmatch seed {seed}", model,
                      data["train"], cfg.trained_pairs(), cfg.batch_size, cfg.steps, cfg.lr, seed)
@@ -224,8 +226,8 @@ def train_mixmatch(rt, cfg, data, seed):
 
 
 def train_cyclegan(rt, cfg, data, a, b, seed):
-  model = domains.PairCycleGAN(cfg.width, cfg.critic_width, cfg.cycle_weight).build(
-      cfg.resolution)
+  model = domains.PairCycleGAN(cfg.width, cfg.critic_width, cfg.cycle_weight,
+                               cfg.res_blocks).build(cfg.resolution)
   rt.seed(seed)
   name = f"cyclegan_{cfg.domains[a]}_{cfg.domains[b]}_seed{seed}"
   train.fit_unpaired(rt, _run_dir(name), name, model, [data["train"][a], data["train"][b]],
@@ -451,7 +453,7 @@ def report_sections(cfg, mixmatch, cyclegan, reference, classifier, figs, traine
               "star" else "every pair") +
            f" for {cfg.steps} steps (batch {cfg.batch_size}, Adam {cfg.lr:g}, cycle "
            f"{cfg.cycle_weight:g}, reconstruction {cfg.rec_weight:g}, latent "
-           f"{cfg.latent_weight:g}); seeds {', '.join(map(str, cfg.seeds))} (mean ± std). "
+           f"{cfg.latent_weight:g}; {cfg.res_blocks} residual blocks per encoder); seeds {', '.join(map(str, cfg.seeds))} (mean ± std). "
            f"CycleGAN baseline: one per {cfg.baseline_pairs.replace('_', '-')} pair, "
            f"{cfg.baseline_steps} steps each, seed {cfg.seeds[0]}. Domain classifier (real "
            f"images, {cfg.classifier_steps} steps): test accuracy "
@@ -514,8 +516,8 @@ def export_only(rt, cfg, workdir, export_dir, flags=None):
   """Re-exports the first seed's model from its checkpoint (the run must have finished)."""
   cfg.validate()
   runtime_flags.finished_results(workdir)
-  model = domains.DomainMixMatch(len(cfg.domains), cfg.width, cfg.critic_width).build(
-      cfg.resolution)
+  model = domains.DomainMixMatch(len(cfg.domains), cfg.width, cfg.critic_width,
+                                 res_blocks=cfg.res_blocks).build(cfg.resolution)
   state = rt.train_state(_run_dir(f"mixmatch_seed{cfg.seeds[0]}"), cfg.seeds[0],
                          **model.trackables())
   if not state.restore(partial=True):

@@ -152,3 +152,14 @@ def test_latent_distance_written_out():
     expected = np.mean(np.sum((z[a] - z[b]) ** 2, axis=1)) / np.sum(np.var(z[b], axis=0))
     np.testing.assert_allclose(dist[a, b], expected, rtol=1e-6)
   assert np.isnan(dist[1, 1])
+
+
+def test_residual_blocks_belong_to_their_domain():
+  model = domains.DomainMixMatch(3, width=8, critic_width=8, res_blocks=1).build(16)
+  x = tf.random.uniform([2, 16, 16, 3], -1, 1, seed=3)
+  before = model.translate(x, 0, 1).numpy()
+  k = model.encoders.res2.kernel  # the second convolution of the block: [domains, 3, 3, w, w]
+  k.assign(tf.tensor_scatter_nd_update(k, [[2]], [tf.zeros_like(k[2])]))
+  np.testing.assert_array_equal(model.translate(x, 0, 1).numpy(), before)  # another domain's
+  k.assign(tf.tensor_scatter_nd_update(k, [[0]], [tf.zeros_like(k[0])]))
+  assert not np.allclose(model.translate(x, 0, 1).numpy(), before)  # the source's own
