@@ -107,13 +107,13 @@ def planned_runs():
     raise app.UsageError("--sources: give at least one source.")
   seeds = runtime_flags.ints(FLAGS.seeds, "seeds", minimum=0, distinct=True)
   iw_curve_steps()  # checked before any training
+  sizes = runtime_flags.ints(FLAGS.target_sizes, "target_sizes", minimum=0)  # even if unused
   main, first = FLAGS.main_size, FLAGS.sources[0]
   run = lambda source, config, size, seed: Run(source, config, size, seed, conditional())
   plan = {}
   if "configs" in FLAGS.experiments:
     plan["configs"] = [run(first, c, main, s) for s in seeds for c in FLAGS.configs]
   if "limited" in FLAGS.experiments:
-    sizes = runtime_flags.ints(FLAGS.target_sizes, "target_sizes", minimum=0)
     plan["limited"] = [run(first, c, n, s) for s in seeds for n in sizes for c in ("none", "both")]
   if "sources" in FLAGS.experiments:
     plan["sources"] = [run(src, "both", main, s) for s in seeds for src in FLAGS.sources] + \
