@@ -68,6 +68,6 @@ EXPERIMENTS = (
     }),
     Experiment("Mix-and-match style transfer", "lamp_tf.apps.style_transfer", {
         "quick": ["style_transfer_quick.cfg"],
-        "paper": ["style_transfer_procedural.cfg"],
+        "paper": ["style_transfer_scenes.cfg"],
     }),
 )

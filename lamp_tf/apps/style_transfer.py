@@ -52,8 +52,9 @@ flags.DEFINE_float("cycle_weight", 10.0, "Weight of cycle consistency (paper: 10
 flags.DEFINE_float("latent_weight", 1.0, "Weight of latent consistency.", lower_bound=0.0)
 flags.DEFINE_float("rec_weight", 10.0, "Weight of autoencoding (reconstruction).",
                    lower_bound=0.0)
-flags.DEFINE_integer("res_blocks", 0, "Residual blocks ending each encoder, at the latent's "
-                     "resolution (the authors' CycleGAN generator: 6; 0: none).", lower_bound=0)
+flags.DEFINE_integer("res_blocks", 6, "Residual blocks ending each encoder, at the latent's "
+                     "resolution (the authors' CycleGAN-style generator: 6; 0: none).",
+                     lower_bound=0)
 flags.DEFINE_enum("baseline_pairs", "zero_pair", list(style_experiment.BASELINE_PAIRS),
                   "CycleGAN baseline on: zero_pair (the pairs mix-and-match never trained), "
                   "all pairs, or none.")

@@ -3,7 +3,8 @@
 `train_and_evaluate(rt, cfg, workdir)` is what `lamp-tf-style-transfer` runs; tests and notebooks
 call it directly. One encoder and one decoder per domain through a shared latent
 (`domains.DomainMixMatch`, the recolouring model of the paper's many-to-many setting: unpaired,
-LSGAN multi-head PatchGAN, cycle weight 10, autoencoding and latent consistency), trained on the
+LSGAN multi-head PatchGAN, cycle weight 10, autoencoding and latent consistency; each encoder
+ends in 6 residual blocks as the authors' CycleGAN-style generator), trained on the
 pairs with the anchor domain only (photo <-> each painter), so painter -> painter translation is
 zero-pair; `pairs='all'` trains every pair instead (the non-zero-pair upper bound). Baseline:
 `domains.PairCycleGAN`, one CycleGAN per domain pair with the same networks, on the pairs the
@@ -64,7 +65,7 @@ class ExperimentConfig:
   cycle_weight: float = 10.0
   latent_weight: float = 1.0
   rec_weight: float = 10.0
-  res_blocks: int = 0  # residual blocks ending each encoder (the authors' generator: 6)
+  res_blocks: int = 6  # residual blocks ending each encoder (the authors' generator: 6)
   baseline_pairs: str = "zero_pair"  # BASELINE_PAIRS
   baseline_steps: int = 1500  # per CycleGAN
   classifier_steps: int = 1000

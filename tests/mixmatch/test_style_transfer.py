@@ -18,7 +18,7 @@ from tests import serving_fuzz
 from tests.runtime import helpers
 
 TINY = dict(resolution=16, num_train=6, num_test=3, steps=3, baseline_steps=2,
-            classifier_steps=5, width=8, critic_width=8, batch_size=4)
+            classifier_steps=5, width=8, critic_width=8, batch_size=4, res_blocks=1)
 
 
 def test_pair_cyclegan_step_is_lsgan_plus_ten_cycle_written_out():
@@ -128,7 +128,7 @@ def test_train_and_evaluate_on_tfds_cycle_gan(tmp_path):
   assert "ssim_target_zero_pair" not in mm and 0 <= mm["accuracy_zero_pair"] <= 1
   assert sorted(k for k in mm if k.endswith("/accuracy") and "monet" in k and
                 "vangogh" in k) == ["pair/monet->vangogh/accuracy", "pair/vangogh->monet/accuracy"]
-  model = domains.DomainMixMatch(3, 8, 8).build(16)
+  model = domains.DomainMixMatch(3, 8, 8, res_blocks=1).build(16)
   assert _runtime(workdir).train_state(os.path.join("runs", "mixmatch_seed0"), 0,
                                        **model.trackables()).restore(partial=True)
   _check_export(str(tmp_path / "export" / "1"), cfg, model, images, tmp_path)
