@@ -32,10 +32,9 @@ def recolour(items, colour):
 
 
 def luminance(rgb):
-  """Rec. 601 luma of uint8 or [0, 1] RGB, as float in [0, 1]."""
-  x = np.asarray(rgb, np.float32)
-  if x.max() > 1.5:
-    x = x / 255.0
+  """Rec. 601 luma of integer (0-255) or float ([0, 1]) RGB, as float in [0, 1]."""
+  rgb = np.asarray(rgb)
+  x = rgb.astype(np.float32) / (255.0 if np.issubdtype(rgb.dtype, np.integer) else 1.0)
   return x @ np.array([0.299, 0.587, 0.114], np.float32)
 
 

@@ -23,7 +23,7 @@ import hashlib
 import numpy as np
 import tensorflow_datasets as tfds
 
-from lamp_tf.data import scenes, sources
+from lamp_tf.data import colours, scenes, sources
 
 DOMAINS = ("photo", "monet", "vangogh", "ukiyoe", "cezanne")
 SOURCES = ("procedural", "cycle_gan")
@@ -44,10 +44,6 @@ def _unknown(names, flag="domains"):
   bad = [n for n in names if n not in DOMAINS]
   if bad:
     raise ValueError(f"--{flag}: unknown domain {bad[0]!r}; choose from {', '.join(DOMAINS)}.")
-
-
-def _luminance(x):
-  return x @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def _palette(lum, colours):
@@ -97,22 +93,22 @@ def stylise(photos, domain, seeds):
                      np.float32)[:, None, None]
   if domain == "monet":  # soft focus, pastel, round dabs of light
     x = 0.5 * x + 0.5 * _blur(x, 1)
-    lum = _luminance(x)
+    lum = colours.luminance(x)
     dabs = 0.5 * (np.sin(xx * 1.9 + phase) * np.sin(yy * 1.9 - phase))
     lum = np.clip(lum + 0.10 * dabs + 0.06 * _noise(seeds, (h, w), 2), 0, 1)
   elif domain == "vangogh":  # swirling directional strokes, strong contrast
-    lum = _luminance(x)
+    lum = colours.luminance(x)
     angle = 1.2 * np.sin(yy / 5.0 + phase) + 0.8 * np.cos(xx / 6.0)
     strokes = np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 2.2)
     lum = np.clip(0.5 + 1.3 * (lum - 0.5) + 0.12 * strokes, 0, 1)
   elif domain == "ukiyoe":  # flat colour: few levels, black outlines, paper grain
-    lum = np.round(_luminance(_blur(x, 1)) * 3.0) / 3.0
+    lum = np.round(colours.luminance(_blur(x, 1)) * 3.0) / 3.0
     lum = np.clip(lum + 0.03 * _noise(seeds, (h, w), 1), 0, 1)
   else:  # cezanne: constructive patches (2x2 blocks of one colour) with diagonal hatching
     blocks = x.reshape(n, h // 2, 2, w // 2, 2, 3).mean(axis=(2, 4))
     x = np.repeat(np.repeat(blocks, 2, axis=1), 2, axis=2)
     hatch = np.sin((xx + yy) * 1.6 + phase)
-    lum = np.clip(_luminance(x) + 0.07 * hatch, 0, 1)
+    lum = np.clip(colours.luminance(x) + 0.07 * hatch, 0, 1)
   keep = KEEP_COLOUR[domain]
   out = (1 - keep) * _palette(lum, PALETTES[domain]) + keep * x
   if domain == "ukiyoe":

@@ -119,16 +119,14 @@ class MultiHeadPatchCritic(keras.Model):
     return tf.gather(self.heads(x), domain, axis=-1)
 
 
-class DomainMixMatch:
-  """N domain encoders and decoders through one latent, and the N-head critic."""
+class DomainNetworks:
+  """Encoders and decoders indexed by domain and a critic with a head per domain: what the
+  mix-and-match model and the per-pair CycleGAN share (building, variables, checkpointing)."""
 
-  def __init__(self, domains, width=64, critic_width=32, cycle_weight=10.0, latent_weight=1.0,
-               rec_weight=10.0, res_blocks=0):
-    n = self.num_domains = domains
-    self.encoders = DomainEncoders(n, width, res_blocks, name="encoders")
-    self.decoders = DomainDecoders(n, width, name="decoders")
-    self.critic = MultiHeadPatchCritic(n, critic_width, name="critic")
-    self.cycle_weight, self.latent_weight, self.rec_weight = cycle_weight, latent_weight, rec_weight
+  def __init__(self, domains, width=64, critic_width=32, res_blocks=0):
+    self.encoders = DomainEncoders(domains, width, res_blocks, name="encoders")
+    self.decoders = DomainDecoders(domains, width, name="decoders")
+    self.critic = MultiHeadPatchCritic(domains, critic_width, name="critic")
 
   def build(self, resolution=32):
     x = tf.zeros([1, resolution, resolution, 3])
@@ -136,15 +134,25 @@ class DomainMixMatch:
     self.critic(x, domain=0)
     return self
 
-  def translate(self, x, src, dst):
-    return self.decoders(self.encoders(x, domain=src), domain=dst)
-
   @property
   def generator_variables(self):
     return self.encoders.trainable_variables + self.decoders.trainable_variables
 
   def trackables(self):
     return {"encoders": self.encoders, "decoders": self.decoders, "critic": self.critic}
+
+
+class DomainMixMatch(DomainNetworks):
+  """N domain encoders and decoders through one latent, and the N-head critic."""
+
+  def __init__(self, domains, width=64, critic_width=32, cycle_weight=10.0, latent_weight=1.0,
+               rec_weight=10.0, res_blocks=0):
+    super().__init__(domains, width, critic_width, res_blocks)
+    self.num_domains = domains
+    self.cycle_weight, self.latent_weight, self.rec_weight = cycle_weight, latent_weight, rec_weight
+
+  def translate(self, x, src, dst):
+    return self.decoders(self.encoders(x, domain=src), domain=dst)
 
   def step(self, g_opt, d_opt):
     """tf.function (x_a, x_b, a, b) -> losses, for images in [-1, 1] of domains a and b."""
@@ -205,33 +213,18 @@ class DomainBatches:
             tf.constant(b, tf.int32))
 
 
-class PairCycleGAN:
+class PairCycleGAN(DomainNetworks):
   """CycleGAN for one domain pair (a, b): G_ab and G_ba (an encoder and a decoder each, the
-  networks of `DomainMixMatch`), a critic head per domain; LSGAN, cycle consistency."""
+  networks of `DomainMixMatch`), a critic head per domain; LSGAN, cycle consistency. Index 0:
+  a -> b and the critic of b; index 1: b -> a and the critic of a."""
 
   def __init__(self, width=64, critic_width=32, cycle_weight=10.0, res_blocks=0):
-    # index 0: a -> b (and the critic of b); index 1: b -> a (and the critic of a)
-    self.encoders = DomainEncoders(2, width, res_blocks, name="encoders")
-    self.decoders = DomainDecoders(2, width, name="decoders")
-    self.critic = MultiHeadPatchCritic(2, critic_width, name="critic")
+    super().__init__(2, width, critic_width, res_blocks)
     self.cycle_weight = cycle_weight
-
-  def build(self, resolution=32):
-    x = tf.zeros([1, resolution, resolution, 3])
-    self.decoders(self.encoders(x, domain=0), domain=0)
-    self.critic(x, domain=0)
-    return self
 
   def translate(self, x, direction):
     """direction 0: a -> b, 1: b -> a."""
     return self.decoders(self.encoders(x, domain=direction), domain=direction)
-
-  @property
-  def generator_variables(self):
-    return self.encoders.trainable_variables + self.decoders.trainable_variables
-
-  def trackables(self):
-    return {"encoders": self.encoders, "decoders": self.decoders, "critic": self.critic}
 
   def step(self, g_opt, d_opt):
     """tf.function (x_a, x_b, a, b) -> losses; x_a of domain a, x_b of b (the indices come

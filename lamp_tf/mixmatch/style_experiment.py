@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lamp_tf.data import preprocess, styles
+from lamp_tf.data import colours, preprocess, styles
 from lamp_tf.metrics import features as features_lib, fid as fid_lib
 from lamp_tf.mixmatch import domains, train
 from lamp_tf.runtime import export, figures, flags as runtime_flags, results
@@ -101,6 +101,11 @@ class ExperimentConfig:
     return domains.star_pairs(self.anchor_index, n) if self.pairs == "star" \
         else domains.all_pairs(n)
 
+  def zero_pair_pairs(self):
+    """Ordered (a, b), a != b, the mix-and-match model never trains."""
+    n, trained = len(self.domains), set(self.trained_pairs())
+    return [(a, b) for a in range(n) for b in range(n) if a != b and (a, b) not in trained]
+
   def baseline_pair_list(self):
     """Unordered (a, b), a < b, that get a CycleGAN."""
     n = len(self.domains)
@@ -134,20 +139,20 @@ def domain_classifier(cfg, data):
 
 def _ssim(x, y):
   """Mean SSIM of the luminance of uint8 images x and y."""
-  lum = lambda z: tf.constant(styles._luminance(np.asarray(z, np.float32) / 255.0)[..., None])
+  lum = lambda z: tf.constant(colours.luminance(z)[..., None])
   return float(tf.reduce_mean(tf.image.ssim(lum(x), lum(y), 1.0)))
 
 
-def translate_all(translate, test, batch=100):
+def translate_batched(fn, images, batch=100):
+  """uint8 outputs of `fn` (model-range images -> model-range images) on uint8 `images`."""
+  return np.concatenate([domains.from_model(fn(tf.constant(domains.to_model(
+      images[i:i + batch])))) for i in range(0, len(images), batch)])
+
+
+def translate_all(translate, test):
   """{(a, b): uint8 outputs} of `translate(x, a, b)` on domain a's test images, a != b."""
-  out = {}
-  for a, images in enumerate(test):
-    for b in range(len(test)):
-      if a != b:
-        out[a, b] = np.concatenate([domains.from_model(translate(
-            tf.constant(domains.to_model(images[i:i + batch])), a, b))
-            for i in range(0, len(images), batch)])
-  return out
+  return {(a, b): translate_batched(lambda x, a=a, b=b: translate(x, a, b), images)
+          for a, images in enumerate(test) for b in range(len(test)) if a != b}
 
 
 def pair_scores(outputs, test, classifier, paired):
@@ -254,17 +259,16 @@ def evaluate_run(cfg, data, classifier, outputs, trained, zero_pair):
 
 
 def run_mixmatch(rt, cfg, data, classifier, seed, workdir):
-  """Trains (or reuses) seed `seed`'s model; returns (record, model or None when reused)."""
+  """Trains (or resumes; a finished one restores) seed `seed`'s model and evaluates it unless
+  its record is there; returns (record, model)."""
   run_dir = os.path.join(workdir, _run_dir(f"mixmatch_seed{seed}"))
   record = results.load_record(run_dir)
   model = train_mixmatch(rt, cfg, data, seed)
   if record is None:
-    trained = sorted(cfg.trained_pairs())
-    n = len(cfg.domains)
-    zero_pair = [(a, b) for a in range(n) for b in range(n) if a != b and (a, b) not in trained]
     outputs = translate_all(model.translate, data["test"])
     record = {"method": "mix-and-match", "seed": seed, "pairs": cfg.pairs,
-              **evaluate_run(cfg, data, classifier, outputs, trained, zero_pair)}
+              **evaluate_run(cfg, data, classifier, outputs, sorted(cfg.trained_pairs()),
+                             cfg.zero_pair_pairs())}
     if rt.is_chief:
       results.save_record(run_dir, record)
   return record, model
@@ -284,8 +288,8 @@ def run_cyclegans(rt, cfg, data, classifier, seed, workdir):
   for a, b in pairs:
     model = train_cyclegan(rt, cfg, data, a, b, seed)
     for src, dst, direction in ((a, b, 0), (b, a, 1)):
-      outputs[src, dst] = translate_all(lambda x, s, t, d=direction: model.translate(x, d),
-                                        [data["test"][src], data["test"][dst]])[0, 1]
+      outputs[src, dst] = translate_batched(lambda x, d=direction: model.translate(x, d),
+                                            data["test"][src])
   ordered = sorted(outputs)
   record = {"method": "cyclegan", "seed": seed, "pairs": cfg.baseline_pairs,
             **evaluate_run(cfg, data, classifier, outputs, ordered, [])}
@@ -316,7 +320,8 @@ def summary_table(cfg, mixmatch, cyclegan, reference, zero_pair):
       ("mix-and-match, trained pairs", mixmatch, "trained", "anchor <-> others"
        if cfg.pairs == "star" else "all"),
       ("mix-and-match, zero-pair", mixmatch, "zero_pair", "never trained together"),
-      ("CycleGAN per pair", cyclegan, "trained", f"{cfg.baseline_pairs} pairs")):
+      ("CycleGAN per pair", cyclegan, "trained",
+       f"{cfg.baseline_pairs.replace('_', '-')} pairs")):
     if not recs or f"accuracy_{group}" not in recs[0]:
       continue
     rows.append([label, pairs, _pm(recs, f"accuracy_{group}", 100, 1),
@@ -489,9 +494,7 @@ def train_and_evaluate(rt, cfg, workdir, *, export_dir=None, flags=None):
   cyclegan = [baseline] if baseline else []
   if not rt.is_chief:
     return mixmatch + cyclegan
-  n = len(cfg.domains)
-  trained = sorted(cfg.trained_pairs())
-  zero_pair = [(a, b) for a in range(n) for b in range(n) if a != b and (a, b) not in trained]
+  trained, zero_pair = sorted(cfg.trained_pairs()), cfg.zero_pair_pairs()
   reference = identity_scores(data["test"], classifier, data["paired_test"])
   if data["paired_test"]:  # how aligned the encoders are (recomputed from the models)
     for i, seed in enumerate(cfg.seeds):

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from lamp_tf.data import scenes, styles
+from lamp_tf.data import colours, scenes, styles
 from lamp_tf.data.errors import DataNotFoundError
 
 
 def _lum(x):
-  return styles._luminance(np.asarray(x, np.float32) / 255.0).reshape(len(x), -1)
+  return colours.luminance(x).reshape(len(x), -1)
 
 
 def test_styles_are_deterministic_distinct_and_keep_each_scene():
@@ -77,3 +77,9 @@ def test_unknown_domain_and_source_are_one_line_errors():
     styles.load_styles("flickr")
   with pytest.raises(ValueError, match=r"--num_train=0 --num_test=5: .* at least 1 each"):
     styles.load_styles("procedural", num_train=0, num_test=5)
+
+
+def test_luminance_reads_integer_images_as_0_255_and_floats_as_0_1():
+  dark = np.ones([1, 2, 2, 3], np.uint8)  # nearly black, not white
+  np.testing.assert_allclose(colours.luminance(dark), 1 / 255, rtol=1e-6)
+  np.testing.assert_allclose(colours.luminance(dark.astype(np.float32)), 1.0, rtol=1e-6)
