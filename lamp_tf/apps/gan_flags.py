@@ -34,7 +34,4 @@ def define_scoring_flags():
 
 def gan_config(num_classes, conditioning=None):
   """The kwargs of nets.gan.make_gan for the flags (conditioning: the flag's by default)."""
-  return {"architecture": FLAGS.architecture, "num_classes": num_classes,
-          "conditioning": conditioning if num_classes is None or conditioning is not None
-          else FLAGS.conditioning, "channels": FLAGS.channels, "resolution": FLAGS.resolution,
-          "g_width": FLAGS.g_width or None, "d_width": FLAGS.d_width or None}
+  return gan_nets.gan_kwargs(FLAGS, num_classes, conditioning)

@@ -287,6 +287,19 @@ class ResNetCritic(Critic):
 ARCHITECTURES = ("dcgan", "resnet")
 
 
+def gan_kwargs(settings, num_classes, conditioning=None):
+  """The kwargs of `make_gan` from `settings` (parsed flags or a config with the fields
+  architecture, conditioning, channels, resolution, g_width, d_width; a width 0 means the
+  architecture's default). `num_classes` None: unconditional (no conditioning); `conditioning`
+  overrides the settings' for a conditional one."""
+  if num_classes is not None and conditioning is None:
+    conditioning = settings.conditioning
+  return {"architecture": settings.architecture, "num_classes": num_classes,
+          "conditioning": conditioning, "channels": settings.channels,
+          "resolution": settings.resolution, "g_width": settings.g_width or None,
+          "d_width": settings.d_width or None}
+
+
 def make_gan(architecture, *, num_classes=None, conditioning="cbn", channels=1, resolution=32,
              g_width=None, d_width=None, z_dim=128):
   """(generator, critic), built. `num_classes` None: unconditional."""

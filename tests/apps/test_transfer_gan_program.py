@@ -1,5 +1,8 @@
-"""lamp-tf-transfer-gan and lamp-tf-evaluate end to end on tiny budgets."""
+"""Transferring GANs end to end on tiny budgets, in-process (`experiment.train_and_evaluate`,
+what lamp-tf-transfer-gan runs), and lamp-tf-evaluate on its export; the export is served in a
+fresh TF-only process."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -7,16 +10,18 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from lamp_tf.gan import experiment
+from lamp_tf.runtime import flags as runtime_flags
 from tests import serving_fuzz
 from tests.conftest import REPO_ROOT
 
-TINY = ["--sources=fashion_mnist:0,1", "--sources=mnist5k",
-        "--target=fashion_mnist:5,7",
-        "--target_mode=conditional", "--configs=none,both", "--main_size=4", "--target_sizes=4", "--seeds=0", "--g_width=16", "--d_width=8",
-        "--pretrain_iterations=3", "--iterations=4", "--batch_size=8", "--n_critic=2",
-        "--eval_every=2", "--num_samples=40", "--iw_steps=5", "--classifier_steps=20",
-        "--checkpoint_every=2", "--log_every_secs=1000"]
+TINY = experiment.ExperimentConfig(
+    sources=("fashion_mnist:0,1", "mnist5k"), target="fashion_mnist:5,7",
+    target_mode="conditional", configs=("none", "both"), main_size=4, target_sizes=(4,),
+    seeds=(0,), g_width=16, d_width=8, pretrain_iterations=3, iterations=4, batch_size=8,
+    n_critic=2, eval_every=2, num_samples=40, iw_steps=5, classifier_steps=20)
 SERVE = """
 import sys, numpy as np, tensorflow as tf
 m = tf.saved_model.load(sys.argv[1])
@@ -31,17 +36,16 @@ print('ok')
 """
 
 
-def _run(module, args, timeout=900):
-  return subprocess.run([sys.executable, "-m", module] + args, cwd=REPO_ROOT, capture_output=True,
-                        text=True, timeout=timeout, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+def _runtime(workdir):
+  return runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(workdir),
+                               export_dir="", checkpoint_every=2, log_every_secs=1e9)
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
   work = tmp_path_factory.mktemp("transfer_gan")
-  out = _run("lamp_tf.apps.transfer_gan", TINY + [f"--workdir={work}",
-                                                  f"--export_dir={work / 'export'}"])
-  assert out.returncode == 0, out.stderr[-4000:]
+  experiment.train_and_evaluate(_runtime(work), TINY, str(work), export_dir=str(work / "export"),
+                                flags={"target": TINY.target})
   return work
 
 
@@ -82,10 +86,12 @@ def test_export_serves_in_a_fresh_process_and_evaluates(workdir, tmp_path):
                        capture_output=True, text=True, timeout=300)
   assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
   serving_fuzz.assert_rejects_bad_requests(str(workdir / "export" / "1"))
-  out = _run("lamp_tf.apps.evaluate", [f"--generator={workdir / 'export'}",
+  out = subprocess.run([sys.executable, "-m", "lamp_tf.apps.evaluate", f"--generator={workdir / 'export'}",
                                        "--dataset=fashion_mnist:5,7", "--num_samples=40",
                                        "--iw_steps=5", "--classifier_steps=20",
-                                       f"--workdir={tmp_path}"])
+                                       f"--workdir={tmp_path}"],
+                       cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
   assert out.returncode == 0, out.stderr[-3000:]
   record = json.loads((tmp_path / "results.json").read_text())["runs"][0]
   assert record["num_samples"] == 40 and len(record["sample_accuracy_per_class"]) == 2
@@ -93,14 +99,12 @@ def test_export_serves_in_a_fresh_process_and_evaluates(workdir, tmp_path):
   assert "classifier test accuracy" in record["features"]
 
 
-def test_unconditional_target_with_iw_curve_and_rank_agreement(tmp_path):
+def test_unconditional_target_with_iw_curve_and_rank_agreement(tmp_path, monkeypatch):
   work = tmp_path / "w"
-  args = [a for a in TINY if not a.startswith(("--target_mode", "--configs", "--seeds"))] + [
-      "--experiments=configs", "--configs=none,generator,both", "--seeds=0,1",
-      "--iw_curve=2,5", "--pretrain_lr=0.0002", "--pretrain_batch_size=4", f"--workdir={work}",
-      f"--export_dir={work / 'export'}"]
-  out = _run("lamp_tf.apps.transfer_gan", args)
-  assert out.returncode == 0, out.stderr[-4000:]
+  cfg = dataclasses.replace(TINY, target_mode="unconditional", experiments=("configs",),
+                            configs=("none", "generator", "both"), seeds=(0, 1), iw_curve=(2, 5),
+                            pretrain_lr=0.0002, pretrain_batch_size=4)
+  experiment.train_and_evaluate(_runtime(work), cfg, str(work))
   runs = json.loads((work / "results.json").read_text())["runs"]
   assert len(runs) == 6 and {r["target_mode"] for r in runs} == {"unconditional"}
   assert all("sample_accuracy" not in r and r["run"].endswith(("__uncond__seed0",
@@ -130,14 +134,14 @@ def test_unconditional_target_with_iw_curve_and_rank_agreement(tmp_path):
   assert (work / "iw_curve.png").stat().st_size > 1000
   # --iw_steps chosen again from the curve: no retraining, every IW measured with the new
   # critic length (the curve's value at 2 steps).
-  out = _run("lamp_tf.apps.transfer_gan", args + ["--iw_steps=2"])
-  assert out.returncode == 0 and "steps/s" not in out.stderr, out.stderr[-3000:]
+  monkeypatch.setattr(experiment, "train_target", lambda *a: pytest.fail("trained again"))
+  experiment.train_and_evaluate(_runtime(work), dataclasses.replace(cfg, iw_steps=2), str(work))
   again = json.loads((work / "results.json").read_text())["runs"]
   for r in (r for r in again if r["seed"] == 0):
     curve = json.loads((work / "runs" / r["run"] / "iw_curve.json").read_text())
     assert r["iw_steps"] == 2 and r["iw"] == pytest.approx(curve["iw"][0], abs=1e-4)
   assert [r["fid"] for r in again] == [r["fid"] for r in runs]
   # The source was pretrained at another rate: refused in one line, nothing retrained.
-  out = _run("lamp_tf.apps.transfer_gan", args + ["--pretrain_lr=0.001"])
-  assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-3000:]
-  assert "was pretrained with" in out.stderr and "'lr': 0.0002" in out.stderr
+  with pytest.raises(ValueError, match=r"was pretrained with .*'lr': 0.0002"):
+    experiment.train_and_evaluate(_runtime(work), dataclasses.replace(cfg, pretrain_lr=0.001),
+                                  str(work))
