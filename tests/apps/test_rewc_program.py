@@ -1,5 +1,7 @@
-"""lamp-tf-rewc end to end: records, report, figures, export served in a fresh process, resume,
---export_only, a TFDS name through tfds.testing.mock_data, and clear flag errors."""
+"""R-EWC end to end in-process (`rewc_experiment.train_and_evaluate`, what lamp-tf-rewc runs):
+records, report, figures, export served in a fresh process, reuse of finished runs,
+export_only, a TFDS name through tfds.testing.mock_data; the program itself interrupted anywhere
+(its own processes: signals) resumes to the same numbers."""
 
 import json
 import os
@@ -9,13 +11,21 @@ import sys
 import numpy as np
 import pytest
 
-from lamp_tf.data import preprocess, sources
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from lamp_tf.continual import rewc_experiment, sequential
+from lamp_tf.data import sources
+from lamp_tf.runtime import flags as runtime_flags, precision
 from tests import serving_fuzz
 from tests.conftest import REPO_ROOT
 
 TINY = ["--dataset=mnist5k", "--max_train=1000", "--epochs=2", "--batch_size=50",
         "--methods=ft,ewc,rewc", "--rotate=all", "--lambdas=10,1000", "--seeds=0",
         "--fisher_samples=50", "--checkpoint_every=10", "--log_every_secs=1000"]
+TINY_CONFIG = rewc_experiment.ExperimentConfig(  # TINY as the program turns it into a config
+    train=sequential.RunConfig(epochs=2, batch_size=50, fisher_samples=50), max_train=1000,
+    methods=("ft", "ewc", "rewc"), rotate=("all",), lambdas=(10.0, 1000.0), seeds=(0,))
 SERVE = """
 import sys, numpy as np, tensorflow as tf
 m = tf.saved_model.load(sys.argv[1])
@@ -27,16 +37,25 @@ assert not any(k.startswith('lamp_tf') for k in sys.modules)
 
 
 def _run(args, timeout=600, driver=None):
+  """The program (or `driver`, a script that runs it) in its own process."""
   cmd = [sys.executable] + (["-c", driver] if driver else ["-m", "lamp_tf.apps.rewc"]) + args
   return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
 
 
+def _runtime(workdir, **kwargs):
+  precision.set_precision("float32")  # as the program's default (another test may have left bf16)
+  kwargs = {"checkpoint_every": 10, "log_every_secs": 1000, **kwargs}
+  return runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(workdir),
+                               export_dir="", **kwargs)
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
   work = tmp_path_factory.mktemp("rewc")
-  out = _run(TINY + [f"--workdir={work}", f"--export_dir={work / 'export'}"])
-  assert out.returncode == 0, out.stderr[-4000:]
+  rewc_experiment.train_and_evaluate(_runtime(work), TINY_CONFIG, str(work),
+                                     export_dir=str(work / "export"),
+                                     flags={"lambdas": ["10", "1000"]})
   return work
 
 
@@ -90,31 +109,25 @@ def test_the_served_classifier_rejects_bad_requests(workdir):
   assert any(e["request"].startswith("images: size") for e in entries)
 
 
-def test_rerun_reuses_finished_runs_and_export_only(workdir):
+def test_rerun_reuses_finished_runs_and_export_only(workdir, monkeypatch):
   before = (workdir / "results.json").read_text()
   os.rename(workdir / "export", workdir / "export_old")
-  out = _run(TINY + [f"--workdir={workdir}", f"--export_dir={workdir / 'export'}",
-                     "--export_only"])
-  assert out.returncode == 0, out.stderr[-3000:]
+  rewc_experiment.export_only(_runtime(workdir), TINY_CONFIG, str(workdir),
+                              str(workdir / "export"))
   assert (workdir / "export" / "1" / "saved_model.pb").exists()
   card = json.loads((workdir / "export" / "1" / "model_card.json").read_text())
   assert card["program"] == "lamp-tf-rewc" and "classify" in card["signatures"]
-  out = _run(TINY + [f"--workdir={workdir}", f"--export_dir={workdir / 'export'}"])
+  monkeypatch.setattr(sequential, "run", lambda *a, **k: pytest.fail("trained again"))
+  rewc_experiment.train_and_evaluate(_runtime(workdir), TINY_CONFIG, str(workdir),
+                                     export_dir=str(workdir / "export"))
   assert (workdir / "export" / "2" / "saved_model.pb").exists()  # a re-export adds a version
-  assert out.returncode == 0, out.stderr[-3000:]
-  assert "steps/s" not in out.stderr  # nothing was trained again
   assert json.loads((workdir / "results.json").read_text())["runs"] == json.loads(before)["runs"]
 
 
 def test_a_diverged_run_is_recorded_and_its_lambda_never_selected(tmp_path, monkeypatch):
-  """In-process, through the experiment's API (no flags)."""
-  import tensorflow as tf
-  from lamp_tf.continual import rewc_experiment, sequential
-  from lamp_tf.runtime import flags as runtime_flags
   # Plain SGD with a huge penalty weight: λ·F far beyond the step's stability limit 2/lr.
   work = tmp_path / "w"
-  rt = runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(work),
-                             export_dir="", log_every_secs=1000)
+  rt = _runtime(work, checkpoint_every=500)
   cfg = rewc_experiment.ExperimentConfig(
       train=sequential.RunConfig(epochs=1, batch_size=50, fisher_samples=50),
       max_train=1000, methods=("ft", "ewc"), lambdas=(0.0, 1e9), optimizers=("sgd",))
@@ -138,22 +151,14 @@ def test_a_diverged_run_is_recorded_and_its_lambda_never_selected(tmp_path, monk
   assert rewc_experiment.train_and_evaluate(rt, cfg, str(work)) == returned
 
 
-MOCK = """
-import sys
-import tensorflow_datasets as tfds
-from absl import app
-from lamp_tf.apps import rewc
-with tfds.testing.mock_data(num_examples=120):
-  app.run(rewc.main, argv=sys.argv)
-"""
-
-
 def test_a_tfds_name_runs_through_the_same_path(tmp_path):
-  out = _run(["--dataset=svhn_cropped", "--model=vgg", "--epochs=1", "--batch_size=20",
-              "--methods=ft,rewc", "--rotate=conv", "--lambdas=10", "--fisher_samples=10",
-              "--fisher_batch_size=5", f"--data_dir={tmp_path / 'tfds'}",
-              f"--workdir={tmp_path / 'w'}", f"--export_dir={tmp_path / 'e'}"], driver=MOCK)
-  assert out.returncode == 0, out.stderr[-4000:]
+  cfg = rewc_experiment.ExperimentConfig(
+      train=sequential.RunConfig(model="vgg", epochs=1, batch_size=20, fisher_samples=10,
+                                 fisher_batch_size=5),
+      dataset="svhn_cropped", methods=("ft", "rewc"), rotate=("conv",), lambdas=(10.0,))
+  with tfds.testing.mock_data(num_examples=120):
+    rewc_experiment.train_and_evaluate(_runtime(tmp_path / "w", data_dir=str(tmp_path / "tfds")),
+                                       cfg, str(tmp_path / "w"), export_dir=str(tmp_path / "e"))
   runs = json.loads((tmp_path / "w" / "results.json").read_text())["runs"]
   assert [r["method"] for r in runs] == ["ft", "rewc"]
 
