@@ -1,12 +1,15 @@
-"""Bad input to every program: flags, files, run directories and a busy workdir each end in one
-line that names the flag or file (and the allowed values), a non-zero exit code, no traceback,
-and nothing left in the workdir. In the same processes: README.md's flag table of each program
-equals the one generated from its definitions.
+"""Each program in its own process (absl's flag registry is global, so isolating it is the point),
+one process per program that checks:
+- bad input: flags, files, run directories and a busy workdir each end in one line that names the
+  flag or file (and the allowed values), a non-zero exit code, no traceback, and nothing left in
+  the workdir; every bad command line goes through the program's real entry path
+  (`runtime_flags.parse_flags`, then `error_boundary(main)`);
+- every flag file of the program (`flags/<program>_*.cfg`) parses (names and values);
+- README.md's flag table of the program equals the one generated from its definitions;
+- `--helpshort`, started as a console script starts it, lists every flag the program defines.
+"""
 
-Each program's flags live in absl's global registry, so each program is checked in its own
-process (isolation of the registry is the point); inside it, every bad command line goes through
-the program's real entry path (`runtime_flags.parse_flags`, then `error_boundary(main)`)."""
-
+import glob
 import gzip
 import importlib.util
 import json
@@ -16,6 +19,7 @@ import sys
 
 import pytest
 
+from lamp_tf.apps import registry
 from lamp_tf.data import fashion_mnist
 from tests.conftest import REPO_ROOT
 
@@ -24,6 +28,11 @@ import contextlib, fcntl, importlib, io, json, os, sys
 from absl import flags
 from lamp_tf.runtime import flags as runtime_flags
 module = importlib.import_module(sys.argv[1])
+parsed = []
+for path in json.loads(sys.argv[3]):
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS(['prog', '--flagfile=' + path])
+  parsed.append(path)
 out = []
 for case in json.loads(sys.argv[2]):
   flags.FLAGS.unparse_flags()
@@ -49,7 +58,19 @@ for case in json.loads(sys.argv[2]):
   out.append({'code': code, 'stderr': err.getvalue(),
               'workdir_files': sorted(os.listdir(workdir)) if workdir and os.path.isdir(workdir)
               else None})
-print(json.dumps({'cases': out, 'flags_table': runtime_flags.flags_table(sys.argv[1])}))
+table = runtime_flags.flags_table(sys.argv[1])
+own = flags.FLAGS.flags_by_module_dict()
+defined = sorted(f.name for m in (sys.argv[1], 'lamp_tf.runtime.flags') for f in own.get(m, ()))
+flags.FLAGS.unparse_flags()
+sys.argv = ['/venv/bin/lamp-tf-x', '--helpshort']  # as a console script starts it
+help_text = io.StringIO()
+with contextlib.redirect_stdout(help_text):
+  try:
+    runtime_flags.run_program(module.main, module.__name__)
+  except SystemExit:
+    pass
+print(json.dumps({'parsed': parsed, 'cases': out, 'flags_table': table, 'defined': defined,
+                  'helpshort': help_text.getvalue()}))
 """
 
 # (argv, words the one-line error must contain); {tmp} is the test's directory; optional third
@@ -191,8 +212,14 @@ def test_the_cases_cover_at_least_25_kinds_across_seven_programs():
   assert sum(len(cases) for _, _, cases in PROGRAMS.values()) >= 25
 
 
-@pytest.mark.parametrize("program", sorted(PROGRAMS))
-def test_bad_input_ends_in_one_line_naming_the_flag_or_file(program, tmp_path):
+def _flag_files(program):
+  return sorted(glob.glob(os.path.join(REPO_ROOT, "flags", f"{program}_*.cfg")))
+
+
+@pytest.fixture(scope="module", params=sorted(PROGRAMS))
+def program_process(request, tmp_path_factory):
+  """(program, its bad-input cases with the words expected, the harness's output)."""
+  program, tmp_path = request.param, tmp_path_factory.mktemp(request.param)
   module, flagfile, cases = PROGRAMS[program]
   (tmp_path / "afile").write_text("")
   work = tmp_path / "w"
@@ -212,15 +239,22 @@ def test_bad_input_ends_in_one_line_naming_the_flag_or_file(program, tmp_path):
   (tmp_path / "damaged").mkdir()
   (tmp_path / "damaged" / "results.json").write_text('{"runs": [')
   out = subprocess.run([sys.executable, "-c", HARNESS, module,
-                        json.dumps([c for c, _, _ in runs])], cwd=REPO_ROOT, capture_output=True,
-                       text=True, timeout=900, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+                        json.dumps([c for c, _, _ in runs]), json.dumps(_flag_files(program))],
+                       cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
   assert out.returncode == 0, out.stderr[-3000:]
-  printed = json.loads(out.stdout.strip().splitlines()[-1])
-  tool = _flags_table_tool()
-  script = next(k for k, v in tool.PROGRAMS.items() if v == module)
-  assert tool.readme_table(script) == printed["flags_table"], \
-      f"README.md's {script} flags differ from the definitions: run python tools/flags_table.py"
+  return program, runs, json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_every_program_is_checked_here():
+  assert sorted(PROGRAMS) == sorted(p.name for p in registry.PROGRAMS)
+  assert all(PROGRAMS[p.name][0] == p.module for p in registry.PROGRAMS)
+
+
+def test_bad_input_ends_in_one_line_naming_the_flag_or_file(program_process):
+  program, runs, printed = program_process
   results = printed["cases"]
+  assert len(results) == len(runs)
   for (case, words, need), result in zip(runs, results):
     argv, stderr = case["argv"], result["stderr"]
     assert result["code"] in (1, 2), (argv, result)
@@ -233,3 +267,29 @@ def test_bad_input_ends_in_one_line_naming_the_flag_or_file(program, tmp_path):
       assert result["workdir_files"] == [".lock", "results.json"], (argv, result)
     elif need != ["busy"]:
       assert result["workdir_files"] is None, (argv, "wrote to the workdir", result)
+
+
+def test_readme_flag_table_matches_the_definitions(program_process):
+  program, _, printed = program_process
+  tool = _flags_table_tool()
+  script = next(k for k, v in tool.PROGRAMS.items() if v == PROGRAMS[program][0])
+  assert tool.readme_table(script) == printed["flags_table"], \
+      f"README.md's {script} flags differ from the definitions: run python tools/flags_table.py"
+
+
+def test_every_flag_file_parses(program_process):
+  program, _, printed = program_process
+  files = _flag_files(program)
+  assert printed["parsed"] == files
+  assert bool(files) == next(p.flag_files for p in registry.PROGRAMS if p.name == program)
+
+
+def test_helpshort_from_the_console_script_lists_the_programs_flags(program_process):
+  """The console scripts start from a wrapper (sys.argv[0] is the script), which absl used not
+  to recognise as the module that defines the flags: every flag the program defines (and the
+  runtime flags, where it takes them) is listed."""
+  program, _, printed = program_process
+  defined, listing = printed["defined"], printed["helpshort"]
+  assert len(defined) >= 2, defined
+  missing = [f for f in defined if f"--{f}:" not in listing and f"--[no]{f}:" not in listing]
+  assert not missing, (program, missing, listing[-2000:])
