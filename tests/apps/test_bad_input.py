@@ -142,6 +142,8 @@ REWC = [
     (["--dataset=fashion_mnist", "--data_dir={tmp}/tfds"],
      ["t10k-labels-idx1-ubyte.gz is damaged", "--reinstall"], "damaged_idx"),
     (["--export_dir={tmp}/afile"], ["--export_dir={tmp}/afile", "is a file"]),
+    (["--cpu_devices=0"], ["--cpu_devices=0", "range [1, 64]"]),  # the runtime flags
+    (["--strategy=tpu"], ["--strategy", "mirrored"]),
     (["--seeds=0,-1"], ["--seeds=0,-1", ">= 0"]),
     (["--seeds=0,1,0"], ["--seeds=0,1,0", "repeated"]),
     (["--optimizer=adam,rmsprop"], ["--optimizer", "rmsprop", "adam, sgd"]),

@@ -1,5 +1,6 @@
 """SavedModel export: round trip in a fresh TF-only process, signatures, --export_only, atomicity."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -62,19 +63,22 @@ def test_saved_model_cli_lists_signatures(trained):
 
 
 def test_export_only_reexports_latest_checkpoint(tmp_path):
-  args = [f"--workdir={tmp_path}", f"--export_dir={tmp_path / 'sm'}", "--steps=6"]
-  assert helpers.run_tiny(*args).returncode == 0
-  first = tf.saved_model.load(str(tmp_path / "sm" / "1"))
+  """What a program's --export_only does: a fresh model restored from the latest checkpoint
+  (weights only) exports what the trained one exported; no checkpoint is refused."""
+  rt = runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(tmp_path),
+                             export_dir="", checkpoint_every=4, log_every_secs=1e9)
+  model, _ = tiny_program.train(rt, 6)
+  first = tf.saved_model.load(tiny_program.export_model(model, str(tmp_path / "sm")))
   x = tf.ones([2, tiny_program.INPUT])
   expected = first.signatures["predict"](x=x)["probabilities"].numpy()
-  os.rename(tmp_path / "sm", tmp_path / "sm_old")
-  out = helpers.run_tiny(*args, "--export_only")
-  assert out.returncode == 0, out.stdout[-3000:]
-  again = tf.saved_model.load(str(tmp_path / "sm" / "1"))
+  fresh, _ = tiny_program.build(rt, 1e-2, seed=1)  # other initial weights
+  assert rt.train_state("train", 0, model=fresh).restore(partial=True)
+  again = tf.saved_model.load(tiny_program.export_model(fresh, str(tmp_path / "sm")))
+  assert sorted(os.listdir(tmp_path / "sm")) == ["1", "2"]
   np.testing.assert_allclose(again.signatures["predict"](x=x)["probabilities"].numpy(), expected,
                              rtol=1e-6)
-  out = helpers.run_tiny(f"--workdir={tmp_path / 'empty'}", "--export_only")
-  assert out.returncode != 0 and "no checkpoint" in out.stdout
+  empty = dataclasses.replace(rt, workdir=str(tmp_path / "empty"))
+  assert not empty.train_state("train", 0, model=fresh).restore(partial=True)
 
 
 def test_failed_export_keeps_the_previous_one(tmp_path):
