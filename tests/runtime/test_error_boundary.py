@@ -99,10 +99,11 @@ def test_unusable_directories_are_refused_without_creating_anything(tmp_path):
 
 
 @pytest.mark.parametrize("module,args,words", [
-    ("mergan", ["--dataset=no_such_data"], ["no_such_data", "use one of"]),
     ("rewc", ["--workdir={file}/w"], ["--workdir=", "is a file, not a directory"]),
 ])
 def test_programs_end_bad_input_without_a_traceback(module, args, words, tmp_path):
+  """Through `python -m` (the program's own `run()`, absl's app.run); every program's cases go
+  through its entry path in tests/apps/test_bad_input.py."""
   (tmp_path / "afile").write_text("")
   args = [a.format(file=tmp_path / "afile") for a in args]
   out = subprocess.run([sys.executable, "-m", f"lamp_tf.apps.{module}",
