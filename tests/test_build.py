@@ -12,7 +12,8 @@ from lamp_tf.apps import registry
 from tests.conftest import REPO_ROOT
 
 
-def _evaluate(build_file):
+def _evaluate(build_file, deps=None):
+  """(sources, rule names) of a BUILD file; `deps`, when given, gets {rule name: its deps}."""
   package = os.path.dirname(os.path.relpath(build_file, REPO_ROOT))
   sources, names = set(), []
 
@@ -26,6 +27,8 @@ def _evaluate(build_file):
 
   def rule(name, srcs=(), src=None, **kwargs):
     names.append(name)
+    if deps is not None:
+      deps[name] = [d.lstrip(":") for d in kwargs.get("deps", ())]
     for s in list(srcs) + ([src] if src else []):
       if not s.startswith("//"):
         sources.add(os.path.normpath(os.path.join(package, s)))
@@ -75,3 +78,35 @@ def test_every_registered_program_and_only_those_has_a_console_script_and_a_baze
     with open(os.path.join(REPO_ROOT, *p.module.split(".")) + ".py") as f:
       functions = {n.name for n in ast.parse(f.read()).body if isinstance(n, ast.FunctionDef)}
     assert "run" in functions, f"{p.module} has no run(), its console script's entry point"
+
+
+def test_no_package_imports_one_its_bazel_target_does_not_depend_on():
+  """The layering: each lamp_tf package (a py_library named after it) imports only packages its
+  target reaches through its deps, so no lower layer imports a method or an upper one."""
+  deps = {}
+  _evaluate(os.path.join(REPO_ROOT, "BUILD"), deps)
+  reach = {}
+
+  def reachable(name):
+    if name not in reach:
+      reach[name] = set(deps.get(name, ()))
+      for d in deps.get(name, ()):
+        reach[name] |= reachable(d)
+    return reach[name]
+
+  packages = sorted(n for n in deps if os.path.isdir(os.path.join(REPO_ROOT, "lamp_tf", n)))
+  assert {"runtime", "gan", "metrics", "continual", "mixmatch", "transfer_gan"} <= set(packages)
+  wrong = []
+  for package in packages:
+    for path in globlib.glob(os.path.join(REPO_ROOT, "lamp_tf", package, "*.py")):
+      with open(path) as f:
+        tree = ast.parse(f.read())
+      for node in ast.walk(tree):
+        names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
+            [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        for name in names:
+          parts = name.split(".")
+          if parts[0] == "lamp_tf" and len(parts) > 1 and parts[1] != package and \
+              parts[1] not in reachable(package):
+            wrong.append(f"{os.path.relpath(path, REPO_ROOT)} imports lamp_tf.{parts[1]}")
+  assert not wrong, wrong

@@ -6,13 +6,14 @@ Pretrains an unconditional WGAN-GP on each source, trains GANs on the target fro
 the pretrained generator and/or critic (unconditional as the paper's Table 1, or a
 class-conditional AC-GAN), scores them (FID, KID, IW), writes REPORT.md / results.json / figures
 and exports the best generator as a SavedModel (`generate(z, label) -> images`). The experiment
-is lamp_tf.gan.experiment.train_and_evaluate; this program turns its flags into the config.
+is lamp_tf.transfer_gan.experiment.train_and_evaluate; this program turns its flags into the config.
 """
 
 from absl import flags
 
 from lamp_tf.apps import gan_flags
-from lamp_tf.gan import experiment, transfer
+from lamp_tf.gan import transfer
+from lamp_tf.transfer_gan import experiment
 from lamp_tf.runtime import flags as runtime_flags
 
 FLAGS = flags.FLAGS

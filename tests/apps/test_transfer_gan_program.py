@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lamp_tf.gan import experiment
+from lamp_tf.transfer_gan import experiment
 from lamp_tf.runtime import flags as runtime_flags
 from tests import serving_fuzz
 from tests.conftest import REPO_ROOT
