@@ -61,15 +61,23 @@ class Status:
     self.t0, self.expected, self.done_s = time.monotonic(), expected_total_s, 0.0
     self.tty, self._last = sys.stderr.isatty(), 0.0
 
+  def remaining(self, expected_s, started, now):
+    """Seconds left: the expected durations of the experiments not finished, the running one's
+    less its elapsed time (at least 0); None when the preset has no expected durations."""
+    if not self.expected:
+      return None
+    after = self.expected - self.done_s - expected_s  # the experiments not started yet
+    return max(0.0, after) + max(0.0, expected_s - (now - started))
+
   def show(self, name, progress, expected_s, started):
     now = time.monotonic()
     elapsed = now - self.t0
-    remaining = max(0.0, self.expected - self.done_s - (now - started)) if self.expected else 0
+    remaining = self.remaining(expected_s, started, now)
+    left = "ETA unknown" if remaining is None else f"about {int(remaining) // 60}m left"
     phase = (f"{progress['phase']} step {progress['step']}/{progress['total']} "
              f"{float(progress['rate']):.2f} steps/s ETA {progress['eta']}") if progress \
         else "starting"
-    line = (f"[{int(elapsed) // 60}m{int(elapsed) % 60:02d}s, about {int(remaining) // 60}m "
-            f"left] {name}: {phase}")
+    line = f"[{int(elapsed) // 60}m{int(elapsed) % 60:02d}s, {left}] {name}: {phase}"
     if self.tty:
       sys.stderr.write("\r" + line[:160].ljust(160))
       sys.stderr.flush()
@@ -77,8 +85,8 @@ class Status:
       sys.stderr.write(line + "\n")
       self._last = now
 
-  def finish(self, name, seconds):
-    self.done_s += seconds
+  def finish(self, name, seconds, expected_s):
+    self.done_s += expected_s
     sys.stderr.write(("\r" if self.tty else "") + f"{name}: done in {seconds:.0f} s".ljust(160) +
                      "\n")
 
@@ -100,7 +108,7 @@ def _run_program(program, flagfile, workdir, status, expected_s):
     while proc.poll() is None:
       status.show(name, last_progress(log_path), expected_s, started)
       time.sleep(1.0)
-  status.finish(name, time.monotonic() - started)
+  status.finish(name, time.monotonic() - started, expected_s)
   if proc.returncode != 0:
     raise RuntimeError(f"{program} --flagfile={flagfile} failed (exit {proc.returncode}); its "
                        f"log is {log_path}. Rerun to resume it.")

@@ -50,3 +50,15 @@ def test_reproduce_reports_a_failed_program_with_its_log(tmp_path):
   assert "fake_a.cfg failed" in out.stderr and "log.txt" in out.stderr
   assert "--score" in (tmp_path / "demo" / "fake_a" / "log.txt").read_text()
   assert not (tmp_path / "demo" / "results.json").exists()
+
+
+def test_the_overall_eta_counts_the_experiments_not_finished():
+  from lamp_tf.apps import registry, reproduce
+  status = reproduce.Status(100 + 50 + 30)  # three experiments expected to take 100, 50, 30 s
+  assert status.remaining(100, started=0.0, now=40.0) == 60 + 50 + 30
+  assert status.remaining(100, started=0.0, now=250.0) == 50 + 30  # overran: the rest remains
+  status.finish("a", 250.0, 100)
+  assert status.remaining(50, started=250.0, now=260.0) == 40 + 30
+  assert reproduce.Status(0).remaining(0, 0.0, 1.0) is None  # no expected durations: unknown
+  quick = [e.expected_s.get("quick") for e in registry.EXPERIMENTS]
+  assert all(quick)  # every quick experiment has an expected duration
