@@ -86,11 +86,10 @@ def test_export_serves_in_a_fresh_process_and_evaluates(workdir, tmp_path):
                        capture_output=True, text=True, timeout=300)
   assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
   serving_fuzz.assert_rejects_bad_requests(str(workdir / "export" / "1"))
-  out = subprocess.run([sys.executable, "-m", "lamp_tf.apps.evaluate", f"--generator={workdir / 'export'}",
-                                       "--dataset=fashion_mnist:5,7", "--num_samples=40",
-                                       "--iw_steps=5", "--classifier_steps=20",
-                                       f"--workdir={tmp_path}"],
-                       cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+  evaluate = [sys.executable, "-m", "lamp_tf.apps.evaluate", f"--generator={workdir / 'export'}",
+              "--dataset=fashion_mnist:5,7", "--num_samples=40", "--iw_steps=5",
+              "--classifier_steps=20", f"--workdir={tmp_path}"]
+  out = subprocess.run(evaluate, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
   assert out.returncode == 0, out.stderr[-3000:]
   record = json.loads((tmp_path / "results.json").read_text())["runs"][0]
