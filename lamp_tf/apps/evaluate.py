@@ -10,9 +10,6 @@ classifier trained by the project on the data set's real training images (or Inc
 class. Writes results.json and REPORT.md in --workdir.
 """
 
-import os
-
-import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 

@@ -2,7 +2,9 @@
 
 from absl import flags
 
+from lamp_tf.gan import training
 from lamp_tf.nets import gan as gan_nets
+from lamp_tf.runtime import settings
 
 FLAGS = flags.FLAGS
 
@@ -17,12 +19,10 @@ def define_network_flags():
   flags.DEFINE_integer("d_width", 0, "Critic width (0: architecture default).", lower_bound=0)
 
 
-def define_training_flags():
-  flags.DEFINE_integer("batch_size", 64, "Global batch size.", lower_bound=2)
-  flags.DEFINE_integer("n_critic", 5, "Critic updates per generator update.", lower_bound=1)
-  flags.DEFINE_float("lr", 1e-4, "Adam learning rate (beta1 0, beta2 0.9).", lower_bound=0.0)
-  flags.DEFINE_float("gp_weight", 10.0, "Gradient penalty weight.", lower_bound=0.0)
-  flags.DEFINE_float("ac_weight", 1.0, "AC-GAN classification weight.", lower_bound=0.0)
+def define_training_flags(exclude=("ema_decay", "eval_every")):
+  """The flags of `training.TrainConfig`'s settings (a program that nests the config in its own
+  defines them with it instead)."""
+  settings.define_flags(training.TrainConfig, exclude=exclude)
 
 
 def define_scoring_flags():

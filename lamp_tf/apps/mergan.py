@@ -17,7 +17,7 @@ from absl import app, flags
 from lamp_tf.apps import gan_flags
 from lamp_tf.continual import mergan, mergan_experiment
 from lamp_tf.data import tasks as tasks_lib
-from lamp_tf.runtime import flags as runtime_flags
+from lamp_tf.runtime import flags as runtime_flags, settings
 
 FLAGS = flags.FLAGS
 
@@ -105,10 +105,9 @@ flags.register_validator("ewc_weights", _valid_weights)
 def experiment_config():
   """The ExperimentConfig of the parsed flags (each field from the flag of its name)."""
   seeds = tuple(int(s) for s in FLAGS.seeds)
-  return runtime_flags.config_from_flags(
+  return settings.from_flags(
       mergan_experiment.ExperimentConfig,
-      train=runtime_flags.config_from_flags(mergan.MerganConfig, method=FLAGS.methods[0],
-                                            seed=seeds[0]),
+      train=settings.from_flags(mergan.MerganConfig, method=FLAGS.methods[0], seed=seeds[0]),
       gan=gan_flags.gan_config(None, conditioning=FLAGS.conditioning),
       methods=tuple(FLAGS.methods), seeds=seeds,
       ewc_weights=tuple(float(w) for w in FLAGS.ewc_weights))

@@ -23,30 +23,42 @@ from absl import logging
 
 from lamp_tf.continual import rotation, sequential
 from lamp_tf.data import preprocess, sources, tasks as tasks_lib
-from lamp_tf.runtime import export, figures, flags as runtime_flags, loop, results
+from lamp_tf.runtime import export, figures, flags as runtime_flags, loop, results, settings
+from lamp_tf.runtime.settings import setting
 
 PROGRAM = "lamp-tf-rewc"
 
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-  """What an R-EWC experiment sweeps. `train` is the training configuration every run starts
-  from (method, λ, seed, optimiser, learning rate and variant are set per run)."""
+  """What an R-EWC experiment sweeps; each setting is also the program's flag. `train` is the
+  training configuration every run starts from (method, λ, seed, optimiser, learning rate and
+  variant are set per run)."""
 
-  train: sequential.RunConfig
-  dataset: str = "mnist5k"
-  tasks: str = "0,1,2,3,4/5,6,7,8,9"
-  image_size: int = 32
-  resize: str = "pad"
-  max_train: int = 0
-  methods: tuple = ("ft", "ewc", "rewc")
-  rotate: tuple = ("all_no_last",)
-  lambdas: tuple = (1.0, 10.0, 100.0, 1000.0, 10000.0)
-  seeds: tuple = (0,)
-  optimizers: tuple = ("adam",)
-  lr: float = 1e-3
-  sgd_lr: float = 0.5
-  validation_fraction: float = 0.1
+  train: sequential.RunConfig = sequential.RunConfig(method="ft", lam=0.0)
+  dataset: str = setting("mnist5k", "Data set name (see lamp_tf.data.sources).")
+  tasks: str = setting("0,1,2,3,4/5,6,7,8,9", "Class-incremental tasks: '/' between tasks.")
+  image_size: int = setting(32, "Images are padded (or resized) to this size.", lower=8,
+                            upper=512)
+  resize: str = setting("pad", "How images reach --image_size.", choices=preprocess.RESIZE)
+  max_train: int = setting(0, "Use at most this many training images (0: all).", lower=0)
+  methods: tuple = setting(sequential.METHODS, "Methods: ft, ewc, rewc.",
+                           choices=sequential.METHODS, nonempty=True)
+  rotate: tuple = setting(("all_no_last",), "R-EWC variants: fc, conv, all, all_no_last.",
+                          choices=rotation.VARIANTS)
+  lambdas: tuple = setting((1.0, 10.0, 100.0, 1000.0, 10000.0), "EWC/R-EWC weights to sweep.",
+                           item=float, lower=0.0)
+  seeds: tuple = setting((0,), "Seeds; tables show mean and std over them.", item=int, lower=0,
+                         distinct=True, nonempty=True)
+  optimizer: tuple = setting(
+      ("adam",), "Optimisers, each a row of the tables: adam (reference) and/or sgd (plain "
+      "gradient descent, blind to the rotation: R-EWC at λ=0 equals FT).",
+      choices=sequential.OPTIMIZERS, nonempty=True)
+  lr: float = setting(1e-3, "Adam learning rate (the optimiser is reset every task).", lower=0.0)
+  sgd_lr: float = setting(0.5, "Learning rate of --optimizer=sgd.", lower=0.0)
+  validation_fraction: float = setting(
+      0.1, "Share of each class's training images held out for validation (λ selection and, by "
+      "default, the Fisher).", lower=0.0, upper=1.0)
 
 
 def load_data(rt, cfg):
@@ -74,22 +86,11 @@ def load_data(rt, cfg):
 def run_configs(cfg):
   """The RunConfig of every run: seeds x optimisers x (FT, EWC per λ, R-EWC per variant and
   λ), in that order."""
-  unknown = set(cfg.methods) - set(sequential.METHODS)
-  if unknown:
-    raise ValueError(f"--methods: unknown {sorted(unknown)}; choose from "
-                     f"{', '.join(sequential.METHODS)}.")
-  bad = set(cfg.rotate) - set(rotation.VARIANTS)
-  if bad:
-    raise ValueError(f"--rotate: unknown {sorted(bad)}; choose from "
-                     f"{', '.join(rotation.VARIANTS)}.")
-  bad = set(cfg.optimizers) - set(sequential.OPTIMIZERS)
-  if bad or not cfg.optimizers:
-    raise ValueError(f"--optimizer: unknown {sorted(bad)}; choose from "
-                     f"{', '.join(sequential.OPTIMIZERS)}.")
+  settings.check(cfg)
   configs = []
   add = lambda **kw: configs.append(dataclasses.replace(cfg.train, **kw))
   for seed in cfg.seeds:
-    for opt in dict.fromkeys(cfg.optimizers):
+    for opt in dict.fromkeys(cfg.optimizer):
       kw = dict(seed=seed, optimizer=opt, lr=cfg.lr if opt == "adam" else cfg.sgd_lr,
                 rotate=sequential.RunConfig.rotate)
       if "ft" in cfg.methods:
@@ -396,7 +397,7 @@ def report_sections(cfg, every, records, best, oracle, lambdas, data, figs, dive
   t = cfg.train
   num_tasks = len(data.tasks)
   optimisers = ", ".join(f"{o} {cfg.lr if o == 'adam' else cfg.sgd_lr:g}"
-                         for o in cfg.optimizers)
+                         for o in cfg.optimizer)
   sections = [
       ("Setup", f"Data set `{cfg.dataset}`, tasks `{cfg.tasks}` ({len(data.train_x)} training "
                 f"/ {len(data.test_x)} test images), model `{t.model}`, {t.epochs} epochs "

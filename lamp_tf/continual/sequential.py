@@ -44,8 +44,9 @@ from absl import logging
 from lamp_tf.continual import ewc, fisher as fisher_lib, rotation, task_loop
 from lamp_tf.data import pipeline, tasks as tasks_lib
 from lamp_tf.metrics import continual as continual_metrics
-from lamp_tf.nets import classifiers
+from lamp_tf.nets import classifiers, rotated
 from lamp_tf.runtime import files, loop, precision, strategy as strategy_lib
+from lamp_tf.runtime.settings import setting
 
 METHODS = ("ft", "ewc", "rewc")
 OPTIMIZERS = ("adam", "sgd")
@@ -92,24 +93,42 @@ class TaskData:
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
+  """One run's training; the fields with help are the program's flags, the others (method,
+  rotation variant, λ, seed, optimiser and its learning rate) are set per run."""
+
   method: str = "rewc"
   rotate: str = "all_no_last"
   lam: float = 100.0
   seed: int = 0
-  model: str = "lenet"
-  epochs: int = 5
-  batch_size: int = 100
+  model: str = setting("lenet", "Classifier architecture.", choices=classifiers.ARCHITECTURES)
+  epochs: int = setting(5, "Epochs per task.", lower=1)
+  batch_size: int = setting(100, "Global batch size.", lower=1)
   lr: float = 1e-3
-  fisher_samples: int = 200
-  fisher: str = "true"
-  fisher_mode: str = "replace"
-  conv_factor: str = "channel"
-  fisher_batch_size: int = 100
-  loss: str = "sigmoid"
-  loss_classes: str = "unseen"
+  fisher_samples: int = setting(
+      200, "Images of each finished task (equal per class) for rotations and Fisher.", lower=1)
+  fisher: str = setting(
+      "true", "Fisher with labels sampled from the model (true) or the data labels.",
+      choices=fisher_lib.KINDS)
+  fisher_mode: str = setting(
+      "replace", "After each task replace the EWC term (paper) or add one more.",
+      choices=ewc.MODES)
+  conv_factor: str = setting(
+      "channel", "Convolution rotations over channels (paper) or im2col patches (EKFAC).",
+      choices=rotated.FACTORS)
+  fisher_batch_size: int = setting(100, "Examples per vectorised Fisher Jacobian.", lower=1)
+  loss: str = setting(
+      "sigmoid", "Task loss over the task's logits: sigmoid cross-entropy on one-hot targets (the "
+      "reference code) or softmax cross-entropy.", choices=LOSSES)
+  loss_classes: str = setting(
+      "unseen", "Logits the task loss covers: classes not learned yet (reference code) or the "
+      "current task's only.", choices=LOSS_CLASSES)
   optimizer: str = "adam"
-  fisher_split: str = "validation"
-  output_rotation: str = "paper"
+  fisher_split: str = setting(
+      "validation", "Images for the rotations and the Fisher: validation (reference) or train.",
+      choices=FISHER_SPLITS)
+  output_rotation: str = setting(
+      "paper", "Output-side rotation: U2 as the paper (diagonalises the Fisher) or the reference "
+      "code's U2ᵀ.", choices=rotation.OUTPUT_ROTATIONS)
 
   def __post_init__(self):
     for flag, value, allowed in (("optimizer", self.optimizer, OPTIMIZERS),

@@ -54,6 +54,9 @@ def unscale(images, value_range="-1,1"):
   return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
 
 
+RESIZE = ("pad", "resize")
+
+
 def prepare(images, size=None, mode="pad", channels=None, value_range="-1,1"):
   """uint8 images -> float32 model inputs: to `size` by 'pad' or 'resize', channels, scale."""
   images = set_channels(tf.convert_to_tensor(images), channels)
@@ -64,5 +67,5 @@ def prepare(images, size=None, mode="pad", channels=None, value_range="-1,1"):
       images = tf.image.resize(tf.cast(images, tf.float32), [size, size], antialias=True)
       images = tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
     else:
-      raise ValueError(f"mode must be 'pad' or 'resize', not {mode!r}.")
+      raise ValueError(f"mode must be one of {', '.join(RESIZE)}, not {mode!r}.")
   return scale(images, value_range)

@@ -16,21 +16,26 @@ from lamp_tf.data import pipeline
 from lamp_tf.gan import train, transfer
 from lamp_tf.nets import gan as gan_nets
 from lamp_tf.runtime import files, loop, precision, strategy as strategy_lib
+from lamp_tf.runtime.settings import setting
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
+  """One WGAN-GP run's training; the fields with help are the GAN programs' flags, the others
+  (updates, seed, Adam's betas) are set per run."""
+
   iterations: int = 1000  # generator updates
-  batch_size: int = 64
-  n_critic: int = 5
-  gp_weight: float = 10.0
-  ac_weight: float = 1.0
-  lr: float = 1e-4
+  batch_size: int = setting(64, "Global batch size.", lower=2)
+  n_critic: int = setting(5, "Critic updates per generator update.", lower=1)
+  gp_weight: float = setting(10.0, "Gradient penalty weight.", lower=0.0)
+  ac_weight: float = setting(1.0, "AC-GAN classification weight.", lower=0.0)
+  lr: float = setting(1e-4, "Adam learning rate (beta1 0, beta2 0.9).", lower=0.0)
   beta1: float = 0.0
   beta2: float = 0.9
-  ema_decay: float = 0.0  # 0: no EMA generator
+  ema_decay: float = setting(0.0, "EMA generator decay (0: none).", lower=0.0, upper=1.0)
   seed: int = 0
-  eval_every: int = 0  # 0: evaluate only at the end
+  eval_every: int = setting(
+      0, "FID curve period in generator updates (0: evaluate only at the end).", lower=0)
 
 
 @dataclasses.dataclass

@@ -28,8 +28,11 @@ from absl import logging
 
 from lamp_tf.data import colours, preprocess, rgbd, scenes, scenes_tfds, sources
 from lamp_tf.metrics import features as features_lib
-from lamp_tf.mixmatch import baselines, domains as domains_lib, evaluate, model as mm_model, train
-from lamp_tf.runtime import export, figures, flags as runtime_flags, results
+from lamp_tf.mixmatch import (baselines, domains as domains_lib, evaluate, losses,
+                              model as mm_model, train)
+from lamp_tf.nets import segnet
+from lamp_tf.runtime import export, figures, flags as runtime_flags, results, settings
+from lamp_tf.runtime.settings import setting
 
 PROGRAM = "lamp-tf-mixmatch"
 BASELINES = ("pix2pix", "pix2pix_l1", "cyclegan")
@@ -37,44 +40,77 @@ BASELINES = ("pix2pix", "pix2pix_l1", "cyclegan")
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-  """The settings of a mix-and-match experiment (each the flag of the same name)."""
+  """The settings of a mix-and-match experiment; each is also the program's flag."""
 
-  resolution: int = 64
-  num_scenes: int = 2000
-  num_test_scenes: int = 300
-  widths: tuple = (32, 64, 128, 128)
-  side_info: tuple = ("indices", "skip", "none")
-  main_side_info: str = "indices"
-  steps: int = 3000
-  baseline_steps: int = 3000
-  baselines: tuple = BASELINES
-  batch_size: int = 16
-  lr: float = 2e-4
-  seg_weight: float = 100.0
-  depth_weight: float = 10.0
-  auto_weight: float = 10.0
-  rgb_weight: float = 10.0
-  rgb_recon_weight: float = 10.0
-  latent_weight: float = 10.0
-  disc_weight: float = 10.0
-  latent_levels: int = 3
-  max_feature: bool = True
-  latent_noise: float = 0.5
-  rgb_adversarial: bool = True
-  disc_width: int = 0
-  rgb_loss: str = "l2"
-  seg_ce: str = "pixel"
-  depth_loss: str = "l1"
-  test_bn: str = "batch"
-  rgb_side_info: str = "none"
-  seeds: tuple = (0,)
-  ablation: bool = False
-  recolour: bool = True
-  recolour_steps: int = 3000
-  recolour_anchor: str = "grey"
-  recolour_width: int = 64
-  panel_scenes: int = 4
-  data_dir: str = None
+  resolution: int = setting(
+      64, "Scene resolution in pixels; divisible by 2^(number of --widths).", lower=16, upper=512)
+  num_scenes: int = setting(2000, "Training scenes (half RGB-seg, half RGB-depth).", lower=4)
+  num_test_scenes: int = setting(300, "Held-out test scenes.", lower=1)
+  widths: tuple = setting(
+      (32, 64, 128, 128), "Encoder block widths (one 2x2 pool each; the latent is resolution / "
+      "2^len(widths) pixels wide).", item=int, lower=1, nonempty=True)
+  side_info: tuple = setting(
+      segnet.SIDE_INFO, "Side information variants to train: indices, skip, none.",
+      choices=segnet.SIDE_INFO, nonempty=True)
+  main_side_info: str = setting(
+      "indices", "The variant of the main table, the ablation and the export.",
+      choices=segnet.SIDE_INFO)
+  steps: int = setting(3000, "Training steps of each mix-and-match model.", lower=1)
+  baseline_steps: int = setting(3000, "Training steps of each baseline.", lower=1)
+  baselines: tuple = setting(
+      BASELINES, "Baselines: pix2pix (U-Net cascade with the PatchGAN, the paper's), pix2pix_l1 "
+      "(reconstruction only), cyclegan.", choices=BASELINES)
+  batch_size: int = setting(16, "Global batch size (per pair type).", lower=1)
+  lr: float = setting(2e-4, "Adam learning rate (beta1 0.5).", lower=0.0)
+  seg_weight: float = setting(
+      100.0, "Weight of RGB -> segmentation cross-entropy (reference 100).", lower=0.0)
+  depth_weight: float = setting(10.0, "Weight of RGB -> depth (reference 10).", lower=0.0)
+  auto_weight: float = setting(
+      10.0, "Weight of the segmentation and depth autoencoders (reference 10).", lower=0.0)
+  rgb_weight: float = setting(10.0, "Weight of the RGB outputs' term (reference 10).", lower=0.0)
+  rgb_recon_weight: float = setting(
+      10.0, "Weight of the RGB reconstruction inside the RGB term (reference 10).", lower=0.0)
+  latent_weight: float = setting(
+      10.0, "Weight of the latent alignment of paired encodings (reference 10).", lower=0.0)
+  disc_weight: float = setting(
+      10.0, "Weight of the RGB discriminator's loss (reference 10).", lower=0.0)
+  latent_levels: int = setting(
+      3, "Deepest pooled outputs aligned (reference 3: pool3, pool4, pool5).", lower=1)
+  max_feature: bool = setting(True, "The reference's max-feature term on the deepest latent.")
+  latent_noise: float = setting(
+      0.5, "Std s of |N(0, s)| added to the RGB latent on the RGB -> segmentation and RGB -> depth "
+      "paths (reference 0.5; 0: none).", lower=0.0)
+  rgb_adversarial: bool = setting(True, "LSGAN discriminator on RGB outputs (reference).")
+  disc_width: int = setting(
+      0, "Width of the discriminators' first layer (0: the first of --widths, as the reference's "
+      "df_dim = gf_dim).", lower=0)
+  rgb_loss: str = setting(
+      "l2", "Reconstruction of RGB outputs (reference: squared error).",
+      choices=losses.RGB_LOSSES)
+  seg_ce: str = setting(
+      "pixel", "Cross-entropy averaged over the labelled pixels of the batch (reference) or per "
+      "image.", choices=losses.SEG_CE)
+  depth_loss: str = setting(
+      "l1", "Loss of depth outputs (the reference's berHu threshold is the largest error, i.e. "
+      "L1).", choices=losses.DEPTH_LOSSES)
+  test_bn: str = setting(
+      "batch", "Batch norm at test for the main tables: batch = each test batch's own moments "
+      "(reference), moving = moving averages. Both are always measured.",
+      choices=mm_model.TEST_BN)
+  rgb_side_info: str = setting(
+      "none", "RGB decoder: none = no side information (reference), same = --side_info like the "
+      "others.", choices=mm_model.RGB_SIDE_INFO)
+  seeds: tuple = setting((0,), "Seeds (tables: mean ± std).", item=int, lower=0, distinct=True,
+                         nonempty=True)
+  ablation: bool = setting(
+      False, "Also train the steps from the project's earlier objective to the reference's, one "
+      "change at a time (--main_side_info).")
+  recolour: bool = setting(True, "Run the many-to-many recolouring experiment (first seed).")
+  recolour_steps: int = setting(3000, "Recolouring training steps.", lower=1)
+  recolour_anchor: str = setting("grey", "Anchor colour.", choices=colours.NAMES)
+  recolour_width: int = setting(64, "Recolouring network width.", lower=4)
+  panel_scenes: int = setting(4, "Test scenes shown in the image panels.", lower=1)
+  data_dir: str = None  # the runtime's
   download: bool = False
 
   @property
@@ -376,7 +412,11 @@ def _main_run(cfg, seed):
 
 
 def validate(cfg):
-  """A ValueError naming the flag for settings the model refuses (test_bn, rgb_side_info)."""
+  """A ValueError naming the flag for a setting that cannot run."""
+  settings.check(cfg)
+  if cfg.resolution % 2 ** len(cfg.widths):
+    raise ValueError(f"--resolution={cfg.resolution}: must be divisible by 2^(number of "
+                     f"--widths) = {2 ** len(cfg.widths)}, one 2x2 pooling per width.")
   variant = reference_variant(cfg)
   mm_model.MixMatch((8,), "indices", test_bn=variant.test_bn,
                     rgb_side_info=variant.rgb_side_info)

@@ -25,6 +25,7 @@ from lamp_tf.data import rgbd
 
 SEG_CE = ("pixel", "image")
 RGB_LOSSES = ("l2", "l1")
+DEPTH_LOSSES = ("l1", "berhu")
 
 
 def _global_sum(value):

@@ -33,6 +33,8 @@ from lamp_tf.data import colours, preprocess, styles
 from lamp_tf.metrics import features as features_lib, fid as fid_lib
 from lamp_tf.mixmatch import domains, train
 from lamp_tf.runtime import export, figures, flags as runtime_flags, results
+from lamp_tf.runtime import settings
+from lamp_tf.runtime.settings import setting
 
 PROGRAM = "lamp-tf-style-transfer"
 PAIRS = ("star", "all")
@@ -50,42 +52,55 @@ BASELINE_PAIRS = ("zero_pair", "all", "none")
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-  style_source: str = "procedural"  # styles.SOURCES
-  domains: tuple = styles.DOMAINS
-  anchor: str = "photo"
-  pairs: str = "star"  # PAIRS: anchor pairs only (zero-pair elsewhere) or every pair
-  resolution: int = 32
-  num_train: int = 400  # images per domain (cycle_gan: at most; 0 all)
-  num_test: int = 200
-  steps: int = 3000
-  batch_size: int = 16
-  lr: float = 2e-4
-  width: int = 64
-  critic_width: int = 32
-  cycle_weight: float = 10.0
-  latent_weight: float = 1.0
-  rec_weight: float = 10.0
-  res_blocks: int = 6  # residual blocks ending each encoder (the authors' generator: 6)
-  baseline_pairs: str = "zero_pair"  # BASELINE_PAIRS
-  baseline_steps: int = 1500  # per CycleGAN
-  classifier_steps: int = 1000
-  seeds: tuple = (0,)
-  data_dir: str = None
+  """The settings of a style-transfer experiment; each is also the program's flag."""
+
+  style_source: str = setting(
+      "procedural", "Data: procedural (the five rendered styles, built offline as the TFDS data "
+      "set procedural_styles) or cycle_gan (TFDS cycle_gan/<painter>2photo, prepared with `tfds "
+      "build`).", choices=styles.SOURCES)
+  domains: tuple = setting(styles.DOMAINS,
+                           f"Domains, at least 3 of {', '.join(styles.DOMAINS)}.")
+  anchor: str = setting(
+      "photo", "The domain trained with every other (one of --domains); pairs without it are "
+      "zero-pair.")
+  pairs: str = setting(
+      "star", "Training pairs: star = anchor <-> each other domain (zero-pair elsewhere), all = "
+      "every pair (the non-zero-pair upper bound).", choices=PAIRS)
+  resolution: int = setting(32, "Image size in pixels (divisible by 4).", lower=8, upper=512)
+  num_train: int = setting(400, "Training images per domain (cycle_gan: at most; 0: all).",
+                           lower=0)
+  num_test: int = setting(200, "Test images per domain (cycle_gan: at most; 0: all).", lower=0)
+  steps: int = setting(3000, "Training steps of the mix-and-match model.", lower=1)
+  batch_size: int = setting(16, "Images per domain per step.", lower=1)
+  lr: float = setting(2e-4, "Adam learning rate (beta1 0.5), every network.", lower=0.0)
+  width: int = setting(64, "Encoder / decoder width (channels of the latent).", lower=4)
+  critic_width: int = setting(32, "Width of the PatchGAN critic's first layer.", lower=4)
+  cycle_weight: float = setting(10.0, "Weight of cycle consistency (paper: 10).", lower=0.0)
+  latent_weight: float = setting(1.0, "Weight of latent consistency.", lower=0.0)
+  rec_weight: float = setting(10.0, "Weight of autoencoding (reconstruction).", lower=0.0)
+  res_blocks: int = setting(
+      6, "Residual blocks ending each encoder, at the latent's resolution (the authors' "
+      "CycleGAN-style generator: 6; 0: none).", lower=0)
+  baseline_pairs: str = setting(
+      "zero_pair", "CycleGAN baseline on: zero_pair (the pairs mix-and-match never trained), all "
+      "pairs, or none.", choices=BASELINE_PAIRS)
+  baseline_steps: int = setting(1500, "Training steps of each CycleGAN.", lower=1)
+  classifier_steps: int = setting(1000, "Training steps of the domain classifier.", lower=1)
+  seeds: tuple = setting(
+      (0,), "Seeds of the mix-and-match model (tables: mean ± std); the baseline and the export "
+      "use the first.", item=int, lower=0, distinct=True)
+  data_dir: str = None  # the runtime's
   download: bool = False
 
   def validate(self):
     """A one-line ValueError naming the flag for a setting that cannot run."""
+    settings.check(self)
     styles.domain_indices(self.domains, "domains")
     if len(set(self.domains)) != len(self.domains) or len(self.domains) < 3:
       raise ValueError(f"--domains={','.join(self.domains)}: list at least 3 distinct domains.")
     if self.anchor not in self.domains:
       raise ValueError(f"--anchor={self.anchor!r} is not one of --domains "
                        f"({', '.join(self.domains)}).")
-    if self.pairs not in PAIRS:
-      raise ValueError(f"--pairs={self.pairs!r}: choose one of {', '.join(PAIRS)}.")
-    if self.baseline_pairs not in BASELINE_PAIRS:
-      raise ValueError(f"--baseline_pairs={self.baseline_pairs!r}: choose one of "
-                       f"{', '.join(BASELINE_PAIRS)}.")
     if self.resolution % 4:
       raise ValueError(f"--resolution={self.resolution}: must be divisible by 4 (two stride-2 "
                        "layers).")

@@ -53,7 +53,7 @@ class Weights:
     if self.latent_levels < 1:
       raise ValueError(f"--latent_levels={self.latent_levels}: must be >= 1.")
     for name, allowed in (("rgb_loss", losses.RGB_LOSSES), ("seg_ce", losses.SEG_CE),
-                          ("depth_loss", ("l1", "berhu"))):
+                          ("depth_loss", losses.DEPTH_LOSSES)):
       if getattr(self, name) not in allowed:
         raise ValueError(f"--{name}={getattr(self, name)!r}: choose one of "
                          f"{', '.join(allowed)}.")

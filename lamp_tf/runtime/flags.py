@@ -10,7 +10,7 @@ import sys
 import tensorflow as tf
 from absl import app, flags
 
-from lamp_tf.runtime import files, precision, seeds, strategy as strategy_lib
+from lamp_tf.runtime import files, precision, seeds, settings, strategy as strategy_lib
 from lamp_tf.runtime.loop import TrainState
 from lamp_tf.runtime.summary import MetricWriter
 
@@ -122,25 +122,7 @@ def runtime_from_flags():
   strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.cpu_devices)
   if strategy_lib.is_chief(strategy):  # one program per workdir (workers write elsewhere)
     files.lock_dir(FLAGS.workdir)
-  return config_from_flags(Runtime, strategy=strategy)
-
-
-def config_from_flags(cls, flag_values=FLAGS, **given):
-  """An instance of the dataclass `cls`: the fields `given` take those values, every other
-  field the value of the flag of the same name (a setting is written as its flag and its field,
-  not a third time in a mapping), or its default where no such flag is defined. A list flag
-  never fills a scalar field (e.g. --seeds vs `seed`, --rotate vs `rotate`): such fields must
-  be given."""
-  values = {}
-  for field in dataclasses.fields(cls):
-    if field.name in given or field.name not in flag_values:
-      continue
-    value = flag_values[field.name].value
-    if isinstance(value, list) and not isinstance(field.default, (list, tuple)):
-      raise TypeError(f"{cls.__name__}.{field.name}: --{field.name} is a list flag; give the "
-                      "field's value explicitly.")
-    values[field.name] = value
-  return cls(**values, **given)
+  return settings.from_flags(Runtime, strategy=strategy)
 
 
 def model_card(program, metrics=None, flags=None, **extra):
@@ -197,31 +179,6 @@ def flags_table(module_name):
     cells = [f"`--{flag.name}`", _allowed(flag), default.strip("'"), meaning]
     rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
   return "\n".join(["| flag | allowed | default | meaning |", "|---|---|---|---|", *rows])
-
-
-def ints(values, flag, minimum=None, distinct=False):
-  """A list flag's values as integers (each >= minimum when given; no repeats when `distinct`);
-  a usage error naming the flag otherwise."""
-  try:
-    out = [int(v) for v in values]
-  except ValueError:
-    raise app.UsageError(f"--{flag}={','.join(values)}: expected integers.") from None
-  if minimum is not None and any(v < minimum for v in out):
-    raise app.UsageError(f"--{flag}={','.join(values)}: values must be >= {minimum}.")
-  if distinct and len(set(out)) != len(out):
-    raise app.UsageError(f"--{flag}={','.join(values)}: a value is repeated; list each once.")
-  return out
-
-
-def floats(values, flag, minimum=None):
-  """A list flag's values as floats (each >= minimum when given)."""
-  try:
-    out = [float(v) for v in values]
-  except ValueError:
-    raise app.UsageError(f"--{flag}={','.join(values)}: expected numbers.") from None
-  if minimum is not None and any(v < minimum for v in out):
-    raise app.UsageError(f"--{flag}: values must be >= {minimum:g}.")
-  return out
 
 
 TRACEBACK_ENV = "LAMP_TF_TRACEBACK"

@@ -14,7 +14,6 @@ import os
 import shutil
 import time
 
-import numpy as np
 import tensorflow as tf
 from absl import logging
 

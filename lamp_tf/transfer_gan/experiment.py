@@ -35,7 +35,8 @@ from lamp_tf.data import gan_data, preprocess
 from lamp_tf.gan import training, transfer
 from lamp_tf.metrics import features as features_lib, gan_eval
 from lamp_tf.nets import gan as gan_nets
-from lamp_tf.runtime import figures, flags as runtime_flags, results
+from lamp_tf.runtime import figures, flags as runtime_flags, results, settings
+from lamp_tf.runtime.settings import setting
 
 PROGRAM = "lamp-tf-transfer-gan"
 EXPERIMENTS = ("configs", "limited", "sources")
@@ -44,24 +45,43 @@ TARGET_MODES = ("unconditional", "conditional")
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-  sources: tuple = ("fashion_mnist:0,1,2,3,4", "mnist5k")  # the first: configs and limited
-  target: str = "fashion_mnist:5,6,7,8,9"
-  experiments: tuple = EXPERIMENTS
-  configs: tuple = tuple(transfer.CONFIGS)
-  main_size: int = 100  # target images per class (configs, sources); 0: all
-  target_sizes: tuple = (10, 100, 1000, 0)  # limited experiment; 0: all
-  seeds: tuple = (0,)
-  target_mode: str = "unconditional"  # TARGET_MODES
-  pretrain_iterations: int = 5000
-  pretrain_lr: float = 0.0  # 0: lr
-  pretrain_batch_size: int = 0  # 0: batch_size
-  iterations: int = 2000  # generator updates on the target
-  ema_decay: float = 0.0
-  freeze_critic: int = 0  # FreezeD: first k critic layers of pretrained critics
-  eval_every: int = 500  # FID curve period
-  num_samples: int = 5000
-  iw_steps: int = 500
-  iw_curve: tuple = ()  # critic steps of the IW curve (first seed's configs runs)
+  """The settings of a Transferring-GANs experiment. The fields with help, and `train`'s, are
+  the program's flags; the networks' and the scores' fields are filled from the flags the GAN
+  programs share (lamp_tf.apps.gan_flags)."""
+
+  train: training.TrainConfig = training.TrainConfig(eval_every=500)  # every target run's
+  sources: tuple = setting(
+      ("fashion_mnist:0,1,2,3,4", "mnist5k"), "Pretraining source '<data set>[:<classes>]'; "
+      "repeat the flag for several; the first is the one of the configs and limited "
+      "experiments.", multi=True, nonempty=True)
+  target: str = setting("fashion_mnist:5,6,7,8,9", "Target '<data set>[:<classes>]'.")
+  experiments: tuple = setting(EXPERIMENTS, "Which of configs, limited, sources to run.",
+                               choices=EXPERIMENTS)
+  configs: tuple = setting(tuple(transfer.CONFIGS), "Configurations for the configs experiment.",
+                           choices=transfer.CONFIGS)
+  main_size: int = setting(100, "Target images per class (configs, sources); 0: all.", lower=0)
+  target_sizes: tuple = setting(
+      (10, 100, 1000, 0), "Target images per class for the limited experiment (0: all).",
+      item=int, lower=0)
+  seeds: tuple = setting((0,), "Seeds (tables: mean and std).", item=int, lower=0,
+                         distinct=True, nonempty=True)
+  target_mode: str = setting(
+      "unconditional", "Target GAN: unconditional (the paper's Table 1) or class-conditional "
+      "AC-GAN (the pretrained unconditional batch norm copied to every class).",
+      choices=TARGET_MODES)
+  pretrain_iterations: int = setting(5000, "Generator updates on the source.", lower=1)
+  pretrain_lr: float = setting(
+      0.0, "Adam learning rate on the source (0: --lr). The reference fine-tunes at 1e-5 from "
+      "sources trained at the usual 1e-4.", lower=0.0)
+  pretrain_batch_size: int = setting(0, "Batch size on the source (0: --batch_size).", lower=0)
+  iterations: int = setting(2000, "Generator updates on the target.", lower=1)
+  freeze_critic: int = setting(
+      0, "FreezeD: freeze the first k critic layers of pretrained critics.", lower=0)
+  num_samples: int = setting(5000, "Generated images per score.", lower=10)
+  iw_steps: int = setting(500, "Training steps of the IW critic.", lower=1)
+  iw_curve: tuple = setting(
+      (), "Critic steps at which IW is measured for the first seed's configs runs (a figure and "
+      "table to choose --iw_steps from; empty: none).", item=int, lower=1, distinct=True)
   # networks (nets.gan.make_gan)
   architecture: str = "dcgan"
   conditioning: str = "cbn"
@@ -69,12 +89,6 @@ class ExperimentConfig:
   channels: int = 1
   g_width: int = 0  # 0: the architecture's default
   d_width: int = 0
-  # WGAN-GP training (training.TrainConfig)
-  batch_size: int = 64
-  n_critic: int = 5
-  lr: float = 1e-4
-  gp_weight: float = 10.0
-  ac_weight: float = 1.0
   # scoring
   classifier_steps: int = 2000
   inception_weights: str = None
@@ -83,17 +97,7 @@ class ExperimentConfig:
 
   def validate(self):
     """A one-line ValueError naming the flag for a setting that cannot run."""
-    for flag, allowed in (("experiments", EXPERIMENTS), ("configs", transfer.CONFIGS)):
-      bad = sorted(set(getattr(self, flag)) - set(allowed))
-      if bad:
-        raise ValueError(f"--{flag}: unknown {bad}; choose from {', '.join(allowed)}.")
-    if not self.sources:
-      raise ValueError("--sources: give at least one source.")
-    if self.target_mode not in TARGET_MODES:
-      raise ValueError(f"--target_mode={self.target_mode!r}: choose one of "
-                       f"{', '.join(TARGET_MODES)}.")
-    if len(set(self.seeds)) != len(self.seeds):
-      raise ValueError(f"--seeds={','.join(map(str, self.seeds))}: list each seed once.")
+    settings.check(self)
     return self
 
   @property
@@ -105,10 +109,8 @@ class ExperimentConfig:
     return gan_nets.gan_kwargs(self, num_classes)
 
   def train_config(self, iterations, seed, **changes):
-    """training.TrainConfig: every field of the same name from this config."""
-    shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(training.TrainConfig)
-              if hasattr(self, f.name)}
-    return training.TrainConfig(**{**shared, "iterations": iterations, "seed": seed, **changes})
+    """training.TrainConfig of a run: `train` with these updates and seed."""
+    return dataclasses.replace(self.train, iterations=iterations, seed=seed, **changes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,21 +153,21 @@ def pretrain(rt, cfg, workdir, source):
   """The unconditional source run (trained once); returns its directory. Its settings are kept
   in pretrain.json: a workdir whose source was pretrained otherwise is refused, not reused."""
   run_dir = os.path.join(workdir, "pretrain", source.replace(":", "_").replace(",", ""))
-  settings = {"iterations": cfg.pretrain_iterations, "lr": cfg.pretrain_lr or cfg.lr,
-              "batch_size": cfg.pretrain_batch_size or cfg.batch_size}
+  used = {"iterations": cfg.pretrain_iterations, "lr": cfg.pretrain_lr or cfg.train.lr,
+          "batch_size": cfg.pretrain_batch_size or cfg.train.batch_size}
   path = os.path.join(run_dir, "pretrain.json")
-  if os.path.exists(path) and results.files.read_json(path) != settings:
+  if os.path.exists(path) and results.files.read_json(path) != used:
     raise ValueError(
-        f"{run_dir} was pretrained with {results.files.read_json(path)}, not {settings}: use "
+        f"{run_dir} was pretrained with {results.files.read_json(path)}, not {used}: use "
         "another --workdir, or the --pretrain_* flags it was trained with.")
   data = load(cfg, source, "train")
   training.train_gan(rt, run_dir, cfg.gan_config(None), data.images,
                      np.zeros(len(data.labels), np.int64),
                      cfg.train_config(cfg.pretrain_iterations, 0, eval_every=0,
-                                      lr=settings["lr"], batch_size=settings["batch_size"]),
+                                      lr=used["lr"], batch_size=used["batch_size"]),
                      name=f"pretrain {source}")
   if rt.is_chief:
-    results.files.write_json(path, settings)
+    results.files.write_json(path, used)
   return run_dir
 
 
@@ -511,13 +513,14 @@ def setup_text(cfg, target_test, evaluator):
               "batch norm copied to every class)")
   else:
     target = "unconditional WGAN-GP (the paper's Table 1)"
+  t = cfg.train
   return (
       f"Target `{cfg.target}` (test split: {len(target_test.labels)} real images, the "
       f"reference for every score); sources {', '.join(f'`{s}`' for s in cfg.sources)} "
       f"(unconditional pretraining, {cfg.pretrain_iterations} generator updates, batch "
-      f"{cfg.pretrain_batch_size or cfg.batch_size}, Adam {cfg.pretrain_lr or cfg.lr:g}); "
+      f"{cfg.pretrain_batch_size or t.batch_size}, Adam {cfg.pretrain_lr or t.lr:g}); "
       f"target runs: {target}, {cfg.architecture} {cfg.resolution}x{cfg.resolution}, "
-      f"{cfg.iterations} generator updates, batch {cfg.batch_size}, {cfg.n_critic} critic "
-      f"steps, Adam {cfg.lr:g} (0, 0.9), seeds {', '.join(map(str, cfg.seeds))}. Scores on "
+      f"{cfg.iterations} generator updates, batch {t.batch_size}, {t.n_critic} critic "
+      f"steps, Adam {t.lr:g} (0, 0.9), seeds {', '.join(map(str, cfg.seeds))}. Scores on "
       f"{cfg.num_samples} samples: {evaluator.label}; IW from a fresh critic trained "
       f"{cfg.iw_steps} steps (higher is better).")

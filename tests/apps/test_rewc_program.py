@@ -130,7 +130,7 @@ def test_a_diverged_run_is_recorded_and_its_lambda_never_selected(tmp_path, monk
   rt = _runtime(work, checkpoint_every=500)
   cfg = rewc_experiment.ExperimentConfig(
       train=sequential.RunConfig(epochs=1, batch_size=50, fisher_samples=50),
-      max_train=1000, methods=("ft", "ewc"), lambdas=(0.0, 1e9), optimizers=("sgd",))
+      max_train=1000, methods=("ft", "ewc"), lambdas=(0.0, 1e9), optimizer=("sgd",))
   returned = rewc_experiment.train_and_evaluate(rt, cfg, str(work))
   runs = json.loads((work / "results.json").read_text())["runs"]
   assert [r["method"] for r in returned] == [r["method"] for r in runs] == ["ft", "ewc", "ewc"]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from lamp_tf.gan import training
 from lamp_tf.transfer_gan import experiment
 from lamp_tf.runtime import flags as runtime_flags
 from tests import serving_fuzz
@@ -20,8 +21,9 @@ from tests.conftest import REPO_ROOT
 TINY = experiment.ExperimentConfig(
     sources=("fashion_mnist:0,1", "mnist5k"), target="fashion_mnist:5,7",
     target_mode="conditional", configs=("none", "both"), main_size=4, target_sizes=(4,),
-    seeds=(0,), g_width=16, d_width=8, pretrain_iterations=3, iterations=4, batch_size=8,
-    n_critic=2, eval_every=2, num_samples=40, iw_steps=5, classifier_steps=20)
+    seeds=(0,), g_width=16, d_width=8, pretrain_iterations=3, iterations=4,
+    train=training.TrainConfig(batch_size=8, n_critic=2, eval_every=2), num_samples=40,
+    iw_steps=5, classifier_steps=20)
 SERVE = """
 import sys, numpy as np, tensorflow as tf
 m = tf.saved_model.load(sys.argv[1])

@@ -102,14 +102,3 @@ def test_metric_writer_writes_all_kinds_and_disabled_writes_nothing(tmp_path):
   off.write_scalars(1, {"loss": 1.0})
   off.close()
   assert not os.path.exists(tmp_path / "off")
-
-
-def test_list_flag_parsing_names_the_flag():
-  from absl import app
-  from lamp_tf.runtime import flags as runtime_flags
-  assert runtime_flags.ints(["1", "2"], "seeds") == [1, 2]
-  assert runtime_flags.floats(["0", "1e3"], "lambdas", minimum=0.0) == [0.0, 1000.0]
-  with pytest.raises(app.UsageError, match="--seeds=1,x: expected integers"):
-    runtime_flags.ints(["1", "x"], "seeds")
-  with pytest.raises(app.UsageError, match="--lambdas: values must be >= 0"):
-    runtime_flags.floats(["-1"], "lambdas", minimum=0.0)
