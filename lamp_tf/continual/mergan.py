@@ -64,7 +64,8 @@ from lamp_tf.data import pipeline, preprocess
 from lamp_tf.gan import losses, train as train_lib, transfer
 from lamp_tf.metrics import features as features_lib
 from lamp_tf.nets import gan as gan_nets
-from lamp_tf.runtime import files, loop, precision, strategy as strategy_lib
+from lamp_tf.runtime import files, loop, precision, settings, strategy as strategy_lib
+from lamp_tf.runtime.settings import setting
 from lamp_tf.runtime.strategy import replica_share
 
 METHODS = ("jt", "sft", "ewc", "dgr", "jtr", "ra")
@@ -75,35 +76,48 @@ JTR_MODES = ("reference", "union")
 
 @dataclasses.dataclass(frozen=True)
 class MerganConfig:
+  """One MeRGAN run's training; the fields with help are the program's flags, the method, seed
+  and EWC weight are set per run, and the WGAN-GP settings come from the flags of
+  `gan.training.TrainConfig` (lamp_tf.apps.gan_flags)."""
+
   method: str = "ra"
   seed: int = 0
-  iterations: int = 4001  # generator updates per task
-  first_task_iterations: int = 0  # generator updates of the first task (0: `iterations`)
+  iterations: int = setting(4001, "Generator updates per task (the paper: 4001).", lower=1)
+  first_task_iterations: int = setting(
+      0, "Generator updates of the first task, which starts from an untrained generator (0: "
+      "--iterations).", lower=0)
   batch_size: int = 64
   n_critic: int = 5
   lr: float = 1e-4
   gp_weight: float = 10.0
   ac_weight: float = 1.0
-  ra_weight: float = 1e-3
+  ra_weight: float = setting(
+      1e-3, "Replay alignment weight (the reference's RA_FACTOR: 1e-3 on MNIST and LSUN, 1e-2 on "
+      "SVHN).", lower=0.0)
   ewc_weight: float = 1e9
-  fisher_samples: int = 512
-  solver_steps: int = 1000
+  fisher_samples: int = setting(512, "Samples for the generator's Fisher.", lower=1)
+  solver_steps: int = setting(1000, "DGR classifier steps per task.", lower=1)
   dgr_max_draws: int = 50  # rejection sampling: at most this many draws per requested sample
-  sample_bn: str = "batch"
-  replay_batch: str = "split"
-  jtr: str = "reference"
+  sample_bn: str = setting(
+      "batch", "Generator batch norm when sampling, replaying and aligning: batch = per-class "
+      "batch moments (the reference), moving = moving averages.", choices=SAMPLE_BN)
+  replay_batch: str = setting(
+      "split", "Replayed samples per step: split = batch // n_old per old class (the reference on "
+      "MNIST/SVHN), per_class = a batch per old class (the reference on LSUN).",
+      choices=REPLAY_BATCH)
+  jtr: str = setting(
+      "reference", "MeRGAN-JTR: reference = per-class replay terms, old samples as real, no GP on "
+      "replays; union = real and replayed batches joined (the project's earlier variant).",
+      choices=JTR_MODES)
 
   def __post_init__(self):
-    for flag, value, allowed in (("methods", self.method, METHODS),
-                                 ("sample_bn", self.sample_bn, SAMPLE_BN),
-                                 ("replay_batch", self.replay_batch, REPLAY_BATCH),
-                                 ("jtr", self.jtr, JTR_MODES)):
-      if value not in allowed:
-        raise ValueError(f"--{flag}: unknown {value!r}; choose from {', '.join(allowed)}.")
-    for flag in ("iterations", "batch_size", "n_critic"):
+    settings.check(self)
+    if self.method not in METHODS:
+      raise ValueError(f"--methods: unknown {self.method!r}; choose from {', '.join(METHODS)}.")
+    for flag in ("batch_size", "n_critic"):
       if getattr(self, flag) < 1:
         raise ValueError(f"--{flag}={getattr(self, flag)}: must be >= 1.")
-    for flag in ("first_task_iterations", "ra_weight", "ewc_weight", "gp_weight", "ac_weight"):
+    for flag in ("ewc_weight", "gp_weight", "ac_weight"):
       if getattr(self, flag) < 0:
         raise ValueError(f"--{flag}={getattr(self, flag)}: must be >= 0.")
 

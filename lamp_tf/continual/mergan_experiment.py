@@ -21,6 +21,7 @@ from lamp_tf.continual import mergan
 from lamp_tf.data import gan_data, preprocess, tasks as tasks_lib
 from lamp_tf.metrics import features as features_lib, seen_classes
 from lamp_tf.runtime import figures, flags as runtime_flags, results
+from lamp_tf.runtime.settings import setting
 
 PROGRAM = "lamp-tf-mergan"
 NAMES = {"jt": "JT", "sft": "SFT", "ewc": "EWC", "dgr": "DGR", "jtr": "MeRGAN-JTR",
@@ -39,22 +40,33 @@ PAPER_ACCURACY = {
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
-  """What a MeRGAN experiment runs. `train` is the training configuration every run starts from
-  (its method, seed and EWC weight are set per run); `gan` the kwargs of `nets.gan.make_gan`."""
+  """What a MeRGAN experiment runs; each setting is also the program's flag. `train` is the
+  training configuration every run starts from (its method, seed and EWC weight are set per
+  run); `gan` the kwargs of `nets.gan.make_gan`."""
 
   train: mergan.MerganConfig
   gan: dict
-  dataset: str = "mnist5k"
-  test_split: str = "test"
-  tasks: str = "0/1/2/3/4/5/6/7/8/9"
-  methods: tuple = mergan.METHODS
-  seeds: tuple = (0,)
-  ewc_weights: tuple = (1e9,)
-  share_first_task: bool = True
-  classifier_steps: int = 2000
-  eval_samples: int = 6400
-  reverse_steps: int = 500
-  tsne_samples: int = 300
+  dataset: str = setting("mnist5k", "Data set '<name>[:<classes>]' (see lamp_tf.data).")
+  test_split: str = setting(
+      "test", "Held-out split for evaluation ('validation' for LSUN, which has no test split).")
+  tasks: str = setting(
+      "0/1/2/3/4/5/6/7/8/9", "Tasks: classes separated by ',', tasks by '/' (the paper: one class "
+      "per task, '0/1/2/3/4/5/6/7/8/9').")
+  methods: tuple = setting(mergan.METHODS, "Methods: jt, sft, ewc, dgr, jtr, ra.",
+                           choices=mergan.METHODS, nonempty=True)
+  seeds: tuple = setting((0,), "Seeds (tables: mean and std).", item=int, lower=0, distinct=True,
+                         nonempty=True)
+  ewc_weights: tuple = setting(
+      (1e9,), "EWC weights on the generator: one EWC run per value (a sweep; the paper: about "
+      "1e9).", item=float, lower=0.0, distinct=True, nonempty=True)
+  share_first_task: bool = setting(
+      True, "Train the first task once per seed and start every conditional method (all but DGR) "
+      "from it: they train the identical task.")
+  classifier_steps: int = 2000  # the GAN programs' scoring flag (lamp_tf.apps.gan_flags)
+  eval_samples: int = setting(
+      6400, "Generated images per class per evaluation (the reference: 100 x 64).", lower=2)
+  reverse_steps: int = setting(500, "Training steps of the reverse-accuracy classifier.", lower=1)
+  tsne_samples: int = setting(300, "Task-1 samples per method in the t-SNE figure.", lower=10)
 
   def run(self, method, seed, ewc_weight=None):
     """The training configuration of one run."""

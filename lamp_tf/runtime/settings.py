@@ -89,7 +89,9 @@ def define_flags(cls, flag_values=FLAGS, exclude=()):
 
 
 def _strings(values):
-  return [format(v, "g") if isinstance(v, float) else str(v) for v in values]
+  """A list default as its flag's strings (floats short: 1e9, 0.5, 10)."""
+  short = lambda v: f"{v:g}".replace("e+0", "e").replace("e+", "e")
+  return [short(v) if isinstance(v, float) else str(v) for v in values]
 
 
 def _caller_module():
