@@ -45,7 +45,7 @@ from lamp_tf.continual import ewc, fisher as fisher_lib, rotation, task_loop
 from lamp_tf.data import pipeline, tasks as tasks_lib
 from lamp_tf.metrics import continual as continual_metrics
 from lamp_tf.nets import classifiers, rotated
-from lamp_tf.runtime import files, loop, precision, strategy as strategy_lib
+from lamp_tf.runtime import files, loop, precision, settings, strategy as strategy_lib
 from lamp_tf.runtime.settings import setting
 
 METHODS = ("ft", "ewc", "rewc")
@@ -131,19 +131,11 @@ class RunConfig:
       "code's U2ᵀ.", choices=rotation.OUTPUT_ROTATIONS)
 
   def __post_init__(self):
-    for flag, value, allowed in (("optimizer", self.optimizer, OPTIMIZERS),
-                                 ("fisher_split", self.fisher_split, FISHER_SPLITS),
-                                 ("output_rotation", self.output_rotation,
-                                  rotation.OUTPUT_ROTATIONS)):
-      if value not in allowed:
-        raise ValueError(f"--{flag}={value!r}: choose one of {', '.join(allowed)}.")
+    settings.check(self)  # the flags' choices and bounds; the per-run fields below
+    if self.optimizer not in OPTIMIZERS:
+      raise ValueError(f"--optimizer={self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}.")
     if self.method not in METHODS:
       raise ValueError(f"--methods: unknown method {self.method!r}; choose from {METHODS}.")
-    if self.loss not in LOSSES:
-      raise ValueError(f"--loss={self.loss!r}: choose one of {', '.join(LOSSES)}.")
-    if self.loss_classes not in LOSS_CLASSES:
-      raise ValueError(f"--loss_classes={self.loss_classes!r}: choose one of "
-                       f"{', '.join(LOSS_CLASSES)}.")
 
   @property
   def _opt(self):

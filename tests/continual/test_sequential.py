@@ -167,3 +167,12 @@ def test_task_loss_never_covers_learned_classes(data):
     loss = tf.reduce_sum(sequential.task_loss(logits, labels, tuple(range(10)), "sigmoid"))
   grad = tape.gradient(loss, logits).numpy()
   assert grad[0, 5] < 0 and grad[0, 0] > 0 and grad[0, 9] > 0
+
+
+@pytest.mark.parametrize("field, value", [("loss", "hinge"), ("loss_classes", "all"),
+                                          ("fisher_split", "test"), ("epochs", 0),
+                                          ("optimizer", "rmsprop"), ("method", "si")])
+def test_run_config_rejects_values_outside_their_range_naming_the_flag(field, value):
+  flag = {"method": "methods"}.get(field, field)
+  with pytest.raises(ValueError, match=f"--{flag}"):
+    sequential.RunConfig(**{field: value})
