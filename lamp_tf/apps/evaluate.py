@@ -15,7 +15,7 @@ from absl import app, flags, logging
 
 from lamp_tf.apps import gan_flags
 from lamp_tf.data import gan_data
-from lamp_tf.metrics import features as features_lib, gan_eval
+from lamp_tf.metrics import evaluators, features as features_lib
 from lamp_tf.runtime import export, flags as runtime_flags, results
 
 FLAGS = flags.FLAGS
@@ -68,10 +68,10 @@ def main(argv):
       real.images, real.labels, train.num_classes, steps=FLAGS.classifier_steps)
   extractor = (features_lib.InceptionFeatures(FLAGS.inception_weights)
                if FLAGS.inception_weights else classifier)
-  evaluator = gan_eval.GANEvaluator(real.images, real.labels, extractor,
-                                    num_samples=FLAGS.num_samples, num_classes=real.num_classes,
-                                    iw_steps=FLAGS.iw_steps, classifier=classifier,
-                                    z_dim=generator.z_dim, seed=FLAGS.seed)
+  evaluator = evaluators.make("gan", real.images, real.labels, extractor,
+                              num_samples=FLAGS.num_samples, num_classes=real.num_classes,
+                              iw_steps=FLAGS.iw_steps, classifier=classifier,
+                              z_dim=generator.z_dim, seed=FLAGS.seed)
   scores = evaluator(generator)
   record = {"generator": FLAGS.generator, "dataset": FLAGS.dataset, "split": FLAGS.split,
             "seed": FLAGS.seed, **scores, "features": evaluator.label,

@@ -488,7 +488,7 @@ def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z, 
 
   def finish(t):
     seen = seen_classes(t)
-    result = evaluator(sampler(cfg, nets, seen, z_dim), seen, reverse=True)
+    result = evaluator(sampler(cfg, nets, seen, z_dim), classes=seen, reverse=True)
     result["task"] = t + 1
     evals.append(result)
     grid = class_grid(cfg, nets, seen, grid_z, z_dim)

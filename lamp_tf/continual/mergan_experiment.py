@@ -19,7 +19,7 @@ from absl import logging
 
 from lamp_tf.continual import mergan
 from lamp_tf.data import gan_data, preprocess, tasks as tasks_lib
-from lamp_tf.metrics import features as features_lib, seen_classes
+from lamp_tf.metrics import evaluators, features as features_lib
 from lamp_tf.runtime import figures, flags as runtime_flags, results
 from lamp_tf.runtime.settings import setting
 
@@ -234,8 +234,8 @@ class Experiment:
     classifier = features_lib.DomainClassifier.train_or_load(
         features_lib.cache_dir(), self.train.images, self.train.labels, self.test.images,
         self.test.labels, self.train.num_classes, steps=cfg.classifier_steps)
-    evaluator = seen_classes.SeenClassesEvaluator(
-        classifier, self.test.images, self.test.labels, self.train.num_classes,
+    evaluator = evaluators.make(
+        "seen_classes", classifier, self.test.images, self.test.labels, self.train.num_classes,
         samples_per_class=cfg.eval_samples, reverse_steps=cfg.reverse_steps)
     # Fixed noise of the grids: a batch of 64 per class (batch statistics), the first one shown.
     grid_z = np.random.default_rng(1234).normal(size=[self.train.num_classes, 64, 128]).astype(

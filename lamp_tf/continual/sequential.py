@@ -43,7 +43,7 @@ from absl import logging
 
 from lamp_tf.continual import ewc, fisher as fisher_lib, rotation, task_loop
 from lamp_tf.data import pipeline, tasks as tasks_lib
-from lamp_tf.metrics import continual as continual_metrics
+from lamp_tf.metrics import continual as continual_metrics, evaluators
 from lamp_tf.nets import classifiers, rotated
 from lamp_tf.runtime import files, loop, precision, settings, strategy as strategy_lib
 from lamp_tf.runtime.settings import setting
@@ -180,22 +180,31 @@ def plain_model(model):
   return model
 
 
-def evaluate(model, data, t, split="test"):
-  """Accuracies on every task's `split` data after task t (single head over seen classes)."""
-  images, labels = data.split(split)
-  mask = tf.constant(data.seen_mask(t))
+@evaluators.register("task_accuracy")
+class TaskAccuracy(evaluators.Evaluator):
+  """Accuracy on every task's `split` images of a TaskData after task `task`, single head over
+  the classes seen so far (the reference's protocol). model: the classifier. Returns
+  {"task_accuracy": [per task; NaN for tasks not trained yet], "average_accuracy": their mean
+  over the tasks trained}."""
 
-  @tf.function
-  def predict(x):
-    return tf.argmax(tf.where(mask[None], model(x, training=False), -np.inf), axis=1)
+  def __init__(self, data, split="test"):
+    self.data, self.split = data, split
 
-  pred = np.concatenate([predict(tf.constant(images[i:i + 1000])).numpy()
-                         for i in range(0, len(images), 1000)])
-  accs = []
-  for j, classes in enumerate(data.tasks):
-    idx = tasks_lib.class_indices(labels, classes)
-    accs.append(float(np.mean(pred[idx] == labels[idx])) if j <= t else np.nan)
-  return np.array(accs)
+  def __call__(self, model, *, task):
+    images, labels = self.data.split(self.split)
+    mask = tf.constant(self.data.seen_mask(task))
+
+    @tf.function
+    def predict(x):
+      return tf.argmax(tf.where(mask[None], model(x, training=False), -np.inf), axis=1)
+
+    pred = np.concatenate([predict(tf.constant(images[i:i + 1000])).numpy()
+                           for i in range(0, len(images), 1000)])
+    accs = []
+    for j, classes in enumerate(self.data.tasks):
+      idx = tasks_lib.class_indices(labels, classes)
+      accs.append(float(np.mean(pred[idx] == labels[idx])) if j <= task else np.nan)
+    return {"task_accuracy": accs, "average_accuracy": float(np.mean(accs[:task + 1]))}
 
 
 def fisher_images(cfg, data, t):
@@ -311,7 +320,7 @@ def train_first_task(rt, cfg, data, base_dir):
   loop.train_loop(state, step_fn, batches, steps,
                   writer=rt.writer(os.path.relpath(base_dir, rt.workdir)), name="task1",
                   **rt.loop_kwargs())
-  accuracy = evaluate(model, data, 0)
+  accuracy = np.array(evaluators.make("task_accuracy", data)(model, task=0)["task_accuracy"])
   weights = model.get_weights()
   if rt.is_chief:
     with files.atomic_path(path) as tmp:
@@ -367,8 +376,10 @@ def run(rt, cfg, data, run_dir, first_task):
     loop.train_loop(state, step_fn, batches, bounds[t + 1], writer=writer, name=f"task{t + 1}",
                     **rt.loop_kwargs())
 
+  test = evaluators.make("task_accuracy", data)
+
   def finish(t):
-    accuracy = evaluate(model, data, t)
+    accuracy = np.array(test(model, task=t)["task_accuracy"])
     matrix[t].assign(accuracy)
     writer.write_scalars(t + 1, {f"accuracy/task{j + 1}": a
                                  for j, a in enumerate(accuracy) if j <= t})
@@ -377,8 +388,9 @@ def run(rt, cfg, data, run_dir, first_task):
 
   record = {**cfg.record_config(), **continual_metrics.summary(matrix.numpy())}
   if data.val_x is not None:
-    val = evaluate(model, data, num_tasks - 1, "validation")
-    record.update(val_task_accuracy=val.tolist(), val_average_accuracy=float(np.mean(val)))
+    val = evaluators.make("task_accuracy", data, "validation")(model, task=num_tasks - 1)
+    record.update(val_task_accuracy=val["task_accuracy"],
+                  val_average_accuracy=val["average_accuracy"])
   if energies:
     first = sorted(k for k in energies if k.startswith("before"))[0]
     record["fisher_energy_before"] = energies[first]["overall"]

@@ -6,12 +6,14 @@ Every result carries `num_samples` and the label of the features it was computed
 
 import numpy as np
 
-from lamp_tf.metrics import features as features_lib, fid as fid_lib, iw as iw_lib
+from lamp_tf.metrics import evaluators, features as features_lib, fid as fid_lib, iw as iw_lib
 from lamp_tf.nets.gan import generate
 
 
-class GANEvaluator:
+@evaluators.register("gan")
+class GANEvaluator(evaluators.Evaluator):
   """Scores generators against `real` images ([-1, 1]) with labels in the generator's space.
+  model: a generator `g(z, labels, training=False)`; `with_iw=False` skips the IW critic.
 
   extractor: a features.DomainClassifier (its predictions also give sample accuracy) or
     features.InceptionFeatures.

@@ -13,10 +13,13 @@ generator, or rejection sampling for deep generative replay).
 
 import numpy as np
 
-from lamp_tf.metrics import features as features_lib, fid as fid_lib
+from lamp_tf.metrics import evaluators, features as features_lib, fid as fid_lib
 
 
-class SeenClassesEvaluator:
+@evaluators.register("seen_classes")
+class SeenClassesEvaluator(evaluators.Evaluator):
+  """model: `generate(labels, seed) -> images`; context: the `classes` seen so far and whether
+  to train the `reverse` classifier."""
 
   def __init__(self, classifier, test_images, test_labels, num_classes, *, samples_per_class=500,
                reverse_steps=500, seed=0):
@@ -25,7 +28,7 @@ class SeenClassesEvaluator:
     self.num_classes, self.samples_per_class = num_classes, samples_per_class
     self.reverse_steps, self.seed = reverse_steps, seed
 
-  def __call__(self, generate, classes, *, reverse=True):
+  def __call__(self, generate, *, classes, reverse=True):
     classes = sorted(classes)
     labels = np.repeat(np.asarray(classes, np.int64), self.samples_per_class)
     fake = generate(labels, self.seed)

@@ -1,10 +1,12 @@
-"""Held-out evaluation of translations to segmentation and depth, and of recolouring."""
+"""Held-out evaluation of translations to segmentation and depth, of recolouring, and of how
+far two encoders agree: evaluators (`metrics.evaluators`) registered as "segmentation",
+"depth", "recolouring" and "encoder_agreement"."""
 
 import numpy as np
 import tensorflow as tf
 
 from lamp_tf.data import colours, rgbd
-from lamp_tf.metrics import segmentation as seg_metrics
+from lamp_tf.metrics import evaluators, segmentation as seg_metrics
 from lamp_tf.mixmatch import domains
 
 
@@ -24,69 +26,103 @@ def encoded(test):
           "seg": rgbd.encode_seg(test["seg"]).numpy()}
 
 
-def segmentation_scores(logits, labels):
-  """Scores of argmax predictions against labels (void ignored), plus the confusion matrix."""
-  pred = np.argmax(logits, axis=-1)
-  cm = seg_metrics.confusion_matrix(labels, pred, rgbd.NUM_CLASSES, ignore=rgbd.VOID)
-  return {**seg_metrics.scores(cm), "confusion": cm.tolist()}
+@evaluators.register("segmentation")
+class Segmentation(evaluators.Evaluator):
+  """Segmentation of held-out scenes. model: a function of a batch of `inputs` ({modality:
+  array}) to segmentation logits; scores of its argmax against `labels` (void ignored): mIoU,
+  global accuracy, per-class IoU and the confusion matrix."""
+
+  def __init__(self, inputs, labels, batch=64):
+    self.inputs, self.labels, self.batch = inputs, labels, batch
+
+  def __call__(self, model):
+    pred = np.argmax(batched(model, self.inputs, self.batch), axis=-1)
+    cm = seg_metrics.confusion_matrix(self.labels, pred, rgbd.NUM_CLASSES, ignore=rgbd.VOID)
+    return {**seg_metrics.scores(cm), "confusion": cm.tolist()}
 
 
-def depth_scores(pred, depth_m):
-  return seg_metrics.depth_scores(depth_m, rgbd.decode_depth(tf.constant(pred)).numpy())
+@evaluators.register("depth")
+class Depth(evaluators.Evaluator):
+  """Depth of held-out scenes. model: a function of a batch of `inputs` to encoded depth;
+  its decoded metres scored against `depth_m` (metrics.segmentation.depth_scores)."""
+
+  def __init__(self, inputs, depth_m, batch=64):
+    self.inputs, self.depth_m, self.batch = inputs, depth_m, batch
+
+  def __call__(self, model):
+    pred = batched(model, self.inputs, self.batch)
+    return seg_metrics.depth_scores(self.depth_m, rgbd.decode_depth(tf.constant(pred)).numpy())
 
 
-def recolouring_scores(model, classifier, test_items, pairs_trained, per_pair=100):
-  """Colour-name accuracy (a colour classifier) and luminance SSIM for every ordered pair.
+@evaluators.register("recolouring")
+class Recolouring(evaluators.Evaluator):
+  """Colour-name accuracy (a colour classifier) and luminance SSIM for every ordered pair of
+  colours. model: a DomainMixMatch over the colours (`translate(x, a, b)`).
 
   Returns {"accuracy": [11, 11], "ssim_input": [11, 11], "ssim_target": [11, 11]} (NaN on the
   diagonal) with SSIM of the output's luminance against the input's and against the same item's
-  true recolouring in the target colour.
+  true recolouring in the target colour, and their means over the `pairs_trained` and over the
+  zero pairs.
   """
-  n = len(colours.NAMES)
-  items = test_items[:per_pair]
-  truth = {c: colours.recolour(items, name) for c, name in enumerate(colours.NAMES)}
-  acc, ssim_in, ssim_tgt = (np.full([n, n], np.nan) for _ in range(3))
-  for a in range(n):
-    x = domains.to_model(truth[a])
-    for b in range(n):
-      if a == b:
-        continue
-      out = domains.from_model(model.translate(tf.constant(x), a, b))
-      acc[a, b] = float(np.mean(classifier.predict(domains.to_model(out)) == b))
-      lum_out = colours.luminance(out)[..., None]
-      ssim_in[a, b] = float(tf.reduce_mean(tf.image.ssim(
-          lum_out, colours.luminance(truth[a])[..., None], 1.0)))
-      ssim_tgt[a, b] = float(tf.reduce_mean(tf.image.ssim(
-          lum_out, colours.luminance(truth[b])[..., None], 1.0)))
-  trained = np.zeros([n, n], bool)
-  for a, b in pairs_trained:
-    trained[a, b] = True
-  unseen = ~trained & ~np.eye(n, dtype=bool)
-  summary = {f"{k}_{group}": float(np.nanmean(m[mask]))
-             for k, m in (("accuracy", acc), ("ssim_input", ssim_in), ("ssim_target", ssim_tgt))
-             for group, mask in (("trained", trained), ("zero_pair", unseen))}
-  return {"accuracy": acc.tolist(), "ssim_input": ssim_in.tolist(),
-          "ssim_target": ssim_tgt.tolist(), **summary}
+
+  def __init__(self, classifier, test_items, pairs_trained, per_pair=100):
+    self.classifier, self.pairs_trained = classifier, pairs_trained
+    self.items = test_items[:per_pair]
+
+  def __call__(self, model):
+    classifier, items, pairs_trained = self.classifier, self.items, self.pairs_trained
+    n = len(colours.NAMES)
+    truth = {c: colours.recolour(items, name) for c, name in enumerate(colours.NAMES)}
+    acc, ssim_in, ssim_tgt = (np.full([n, n], np.nan) for _ in range(3))
+    for a in range(n):
+      x = domains.to_model(truth[a])
+      for b in range(n):
+        if a == b:
+          continue
+        out = domains.from_model(model.translate(tf.constant(x), a, b))
+        acc[a, b] = float(np.mean(classifier.predict(domains.to_model(out)) == b))
+        lum_out = colours.luminance(out)[..., None]
+        ssim_in[a, b] = float(tf.reduce_mean(tf.image.ssim(
+            lum_out, colours.luminance(truth[a])[..., None], 1.0)))
+        ssim_tgt[a, b] = float(tf.reduce_mean(tf.image.ssim(
+            lum_out, colours.luminance(truth[b])[..., None], 1.0)))
+    trained = np.zeros([n, n], bool)
+    for a, b in pairs_trained:
+      trained[a, b] = True
+    unseen = ~trained & ~np.eye(n, dtype=bool)
+    scores = (("accuracy", acc), ("ssim_input", ssim_in), ("ssim_target", ssim_tgt))
+    summary = {f"{k}_{group}": float(np.nanmean(m[mask])) for k, m in scores
+               for group, mask in (("trained", trained), ("zero_pair", unseen))}
+    return {"accuracy": acc.tolist(), "ssim_input": ssim_in.tolist(),
+            "ssim_target": ssim_tgt.tolist(), **summary}
 
 
-def encoder_agreement(model, inputs, a="depth", b="rgb", batch=64):
-  """How close encoder `a`'s encodings of the test scenes are to encoder `b`'s of the same
-  scenes (zero-pair a -> seg relies on both: the decoder was trained on b's):
+@evaluators.register("encoder_agreement")
+class EncoderAgreement(evaluators.Evaluator):
+  """How close encoder `a`'s encodings of the scenes `inputs` are to encoder `b`'s of the same
+  scenes (zero-pair a -> seg relies on both: the decoder was trained on b's). model: a
+  mix-and-match model (`encode(x, modality)`).
   - "latent_distance": the deepest latent's mean squared distance |z_a - z_b|^2 relative to
     z_b's variance over the scenes (0: identical; 1: no closer than another scene's z_b);
   - "indices_agreement": per encoder block, the fraction of max-pooling indices (which of the
     2x2 positions won, per channel) that agree (chance: 1/4 for unrelated maps)."""
-  n = len(inputs[a])
-  dist, s1, s2, agree = 0.0, 0.0, 0.0, None
-  for i in range(0, n, batch):
-    z_a, side_a = model.encode(tf.constant(inputs[a][i:i + batch]), a)
-    z_b, side_b = model.encode(tf.constant(inputs[b][i:i + batch]), b)
-    z_a, z_b = np.asarray(z_a, np.float64), np.asarray(z_b, np.float64)
-    dist += float(np.sum((z_a - z_b) ** 2))
-    s1, s2 = s1 + z_b.sum(axis=0), s2 + (z_b ** 2).sum(axis=0)
-    m = len(z_b)
-    level = [m * float(tf.reduce_mean(tf.cast(tf.equal(x["indices"], y["indices"]), tf.float32)))
-             for x, y in zip(side_a, side_b)]
-    agree = level if agree is None else [p + q for p, q in zip(agree, level)]
-  variance = float(np.sum(s2 / n - (s1 / n) ** 2))
-  return {"latent_distance": dist / n / variance, "indices_agreement": [x / n for x in agree]}
+
+  def __init__(self, inputs, a="depth", b="rgb", batch=64):
+    self.inputs, self.a, self.b, self.batch = inputs, a, b, batch
+
+  def __call__(self, model):
+    inputs, a, b, batch = self.inputs, self.a, self.b, self.batch
+    n = len(inputs[a])
+    dist, s1, s2, agree = 0.0, 0.0, 0.0, None
+    for i in range(0, n, batch):
+      z_a, side_a = model.encode(tf.constant(inputs[a][i:i + batch]), a)
+      z_b, side_b = model.encode(tf.constant(inputs[b][i:i + batch]), b)
+      z_a, z_b = np.asarray(z_a, np.float64), np.asarray(z_b, np.float64)
+      dist += float(np.sum((z_a - z_b) ** 2))
+      s1, s2 = s1 + z_b.sum(axis=0), s2 + (z_b ** 2).sum(axis=0)
+      m = len(z_b)
+      level = [m * float(tf.reduce_mean(tf.cast(tf.equal(x["indices"], y["indices"]),
+                                                tf.float32))) for x, y in zip(side_a, side_b)]
+      agree = level if agree is None else [p + q for p, q in zip(agree, level)]
+    variance = float(np.sum(s2 / n - (s1 / n) ** 2))
+    return {"latent_distance": dist / n / variance, "indices_agreement": [x / n for x in agree]}

@@ -27,7 +27,7 @@ import tensorflow as tf
 from absl import logging
 
 from lamp_tf.data import colours, preprocess, rgbd, scenes, scenes_tfds, sources
-from lamp_tf.metrics import features as features_lib
+from lamp_tf.metrics import evaluators, features as features_lib
 from lamp_tf.mixmatch import (baselines, domains as domains_lib, evaluate, losses,
                               model as mm_model, train)
 from lamp_tf.nets import segnet
@@ -239,8 +239,8 @@ def train_cyclegan(rt, cfg, pairs, seed):
   return cyc
 
 
-def seg_record(cfg, method, side_info, seed, logits, labels, **extra):
-  s = evaluate.segmentation_scores(logits, labels)
+def seg_record(cfg, method, side_info, seed, s, **extra):
+  """A run's record from its segmentation scores `s` (evaluate.Segmentation)."""
   return {"method": method, "side_info": side_info, "seed": seed, "miou": s["miou"],
           "global_accuracy": s["global_accuracy"], "per_class_iou": s["per_class_iou"],
           "latent_size": cfg.latent_size, "resolution": cfg.resolution, **extra}
@@ -255,24 +255,23 @@ def evaluate_mixmatch(cfg, model, side_info, seed, test_inputs, labels, depth_m,
   `train_rgb_depth`, on the training (RGB, depth) pairs the alignment loss saw)."""
   records = []
   bn_modes = ("batch", "moving")
+  seg = evaluators.make("segmentation", test_inputs, labels, cfg.batch_size)
+  depth_of = evaluators.make("depth", test_inputs, depth_m, cfg.batch_size)
   keep = model.test_bn
   try:
     for test_bn in bn_modes:
       model.test_bn = test_bn
       t = lambda src, dst: lambda b: model.translate(b[src], src, dst)
-      run = lambda fn: evaluate.batched(fn, test_inputs, cfg.batch_size)
       extra = dict(test_bn=test_bn, objective=objective)
-      recs = [seg_record(cfg, "mm_zero_pair", side_info, seed, run(t("depth", "seg")), labels,
-                         **extra),
+      recs = [seg_record(cfg, "mm_zero_pair", side_info, seed, seg(t("depth", "seg")), **extra),
               seg_record(cfg, "mm_cascade", side_info, seed,
-                         run(lambda b: model.cascade(b["depth"], ("depth", "rgb", "seg"))),
-                         labels, **extra)]
+                         seg(lambda b: model.cascade(b["depth"], ("depth", "rgb", "seg"))),
+                         **extra)]
       if full:
-        recs += [seg_record(cfg, "mm_multimodal", side_info, seed, run(
+        recs += [seg_record(cfg, "mm_multimodal", side_info, seed, seg(
                      lambda b: model.fuse({"rgb": b["rgb"], "depth": b["depth"]}, "seg")),
-                     labels, **extra),
-                 seg_record(cfg, "mm_rgb2seg", side_info, seed, run(t("rgb", "seg")), labels,
-                            **extra)]
+                     **extra),
+                 seg_record(cfg, "mm_rgb2seg", side_info, seed, seg(t("rgb", "seg")), **extra)]
         # Which of the two things zero-pair takes from the depth encoder costs it: the latent
         # or the side information (each swapped for the RGB encoder's of the same scenes).
         def swapped(latent_from, side_from):
@@ -281,17 +280,18 @@ def evaluate_mixmatch(cfg, model, side_info, seed, test_inputs, labels, depth_m,
             return model.decode(latent, model.encode(b[side_from], side_from)[1], "seg")
           return fn
         recs += [seg_record(cfg, "mm_depth_latent_rgb_side", side_info, seed,
-                            run(swapped("depth", "rgb")), labels, **extra),
+                            seg(swapped("depth", "rgb")), **extra),
                  seg_record(cfg, "mm_rgb_latent_depth_side", side_info, seed,
-                            run(swapped("rgb", "depth")), labels, **extra)]
-        agreement = evaluate.encoder_agreement(model, test_inputs, "depth", "rgb",
-                                               cfg.batch_size)
+                            seg(swapped("rgb", "depth")), **extra)]
+        agreement = evaluators.make("encoder_agreement", test_inputs, "depth", "rgb",
+                                    cfg.batch_size)(model)
         if train_rgb_depth is not None:
-          agreement["latent_distance_train"] = evaluate.encoder_agreement(
-              model, train_rgb_depth, "depth", "rgb", cfg.batch_size)["latent_distance"]
+          agreement["latent_distance_train"] = evaluators.make(
+              "encoder_agreement", train_rgb_depth, "depth", "rgb",
+              cfg.batch_size)(model)["latent_distance"]
         recs[0].update(agreement)
-        depth = {"paired_rgb2depth": evaluate.depth_scores(run(t("rgb", "depth")), depth_m),
-                 "zero_pair_seg2depth": evaluate.depth_scores(run(t("seg", "depth")), depth_m)}
+        depth = {"paired_rgb2depth": depth_of(t("rgb", "depth")),
+                 "zero_pair_seg2depth": depth_of(t("seg", "depth"))}
         for r in recs:
           r.update({f"depth_{k}_{m}": v[m] for k, v in depth.items() for m in v})
       records += recs
@@ -370,7 +370,7 @@ def run_recolouring(rt, cfg, seed):
   classifier = features_lib.DomainClassifier.train_or_load(
       features_lib.cache_dir(), domains_lib.to_model(np.concatenate(domains)),
       labels, domains_lib.to_model(test_x), test_colour, len(colours.NAMES), steps=600)
-  scores = evaluate.recolouring_scores(model, classifier, test_items.images[1100:], pairs)
+  scores = evaluators.make("recolouring", classifier, test_items.images[1100:], pairs)(model)
   scores["colour_classifier_test_accuracy"] = classifier.test_accuracy
   return scores, model, test_items.images[1100:]
 
@@ -447,6 +447,7 @@ def train_and_evaluate(rt, cfg, workdir, *, export_dir=None, flags=None):
                      "depth": rgbd.encode_depth(pairs.rgb_depth["depth"]).numpy()}
   labels, depth_m = pairs.test["seg"], pairs.test["depth"]
   records, outputs, n = [], {}, min(cfg.panel_scenes, len(labels))
+  seg = evaluators.make("segmentation", test_inputs, labels, cfg.batch_size)
   panel_inputs = {k: v[:n] for k, v in test_inputs.items()}
   main_models = {}
   for seed in seeds:
@@ -466,16 +467,15 @@ def train_and_evaluate(rt, cfg, workdir, *, export_dir=None, flags=None):
         d2r = train_unet(rt, cfg, f"{name}_d2r", "depth", "rgb", pairs.rgb_depth, seed, gan)
         r2s = train_unet(rt, cfg, f"{name}_r2s", "rgb", "seg", pairs.rgb_seg, seed, gan)
         cascade = lambda b: r2s(tf.cast(d2r(b["depth"]), tf.float32))
-        records.append(seg_record(cfg, f"{name}_cascade", "skip", seed, evaluate.batched(
-            cascade, test_inputs, cfg.batch_size), labels, test_bn="moving",
-                                  objective="baseline"))
+        records.append(seg_record(cfg, f"{name}_cascade", "skip", seed, seg(cascade),
+                                  test_bn="moving", objective="baseline"))
         if seed == seeds[0]:
           outputs[f"{name} cascade"] = cascade(panel_inputs).numpy()
     if "cyclegan" in cfg.baselines:
       cyc = train_cyclegan(rt, cfg, pairs, seed)
-      records.append(seg_record(cfg, "cyclegan", "skip", seed, evaluate.batched(
-          lambda b: cyc.d2s(b["depth"]), test_inputs, cfg.batch_size), labels,
-                                test_bn="moving", objective="baseline"))
+      records.append(seg_record(cfg, "cyclegan", "skip", seed,
+                                seg(lambda b: cyc.d2s(b["depth"])), test_bn="moving",
+                                objective="baseline"))
       if seed == seeds[0]:
         outputs["CycleGAN"] = cyc.d2s(panel_inputs["depth"]).numpy()
     if cfg.ablation:

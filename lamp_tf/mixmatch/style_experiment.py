@@ -30,7 +30,7 @@ import tensorflow as tf
 from absl import logging
 
 from lamp_tf.data import colours, preprocess, styles
-from lamp_tf.metrics import features as features_lib, fid as fid_lib
+from lamp_tf.metrics import evaluators, features as features_lib, fid as fid_lib
 from lamp_tf.mixmatch import domains, train
 from lamp_tf.runtime import export, figures, flags as runtime_flags, results
 from lamp_tf.runtime import settings
@@ -260,17 +260,28 @@ def _pair_name(cfg, p):
   return f"{cfg.domains[p[0]]}->{cfg.domains[p[1]]}"
 
 
-def evaluate_run(cfg, data, classifier, outputs, trained, zero_pair):
-  """A flat record: per-pair scores (keys 'pair/<a>-><b>/<score>') and group means."""
-  scores = pair_scores(outputs, data["test"], classifier, data["paired_test"])
-  record = {f"pair/{_pair_name(cfg, p)}/{k}": v for p, s in scores.items() for k, v in s.items()}
-  for group, pairs in (("trained", trained), ("zero_pair", zero_pair)):
-    record.update({f"{k}_{group}": v for k, v in summarise(scores, pairs).items()})
-  groups = {g: set(p) for g, p in (("trained", trained), ("zero_pair", zero_pair)) if p}
-  for group, values in target_fid(outputs, data["test"], data["train"], classifier,
-                                  groups).items():
-    record[f"fid_{group}"] = values
-  return record
+@evaluators.register("style_translation")
+class StyleTranslation(evaluators.Evaluator):
+  """Scores of translations between styles on the test images of `data`. model: the outputs
+  {(a, b): images of domain a's test set translated into b}; context: the `trained` and the
+  `zero_pair` pairs. A flat record: per-pair scores (keys 'pair/<a>-><b>/<score>', see
+  `pair_scores`), their means over each group and the FID per target domain (`target_fid`)."""
+
+  def __init__(self, cfg, data, classifier):
+    self.cfg, self.data, self.classifier = cfg, data, classifier
+
+  def __call__(self, outputs, *, trained, zero_pair):
+    cfg, data, classifier = self.cfg, self.data, self.classifier
+    scores = pair_scores(outputs, data["test"], classifier, data["paired_test"])
+    record = {f"pair/{_pair_name(cfg, p)}/{k}": v
+              for p, s in scores.items() for k, v in s.items()}
+    for group, pairs in (("trained", trained), ("zero_pair", zero_pair)):
+      record.update({f"{k}_{group}": v for k, v in summarise(scores, pairs).items()})
+    groups = {g: set(p) for g, p in (("trained", trained), ("zero_pair", zero_pair)) if p}
+    for group, values in target_fid(outputs, data["test"], data["train"], classifier,
+                                    groups).items():
+      record[f"fid_{group}"] = values
+    return record
 
 
 def run_mixmatch(rt, cfg, data, classifier, seed, workdir):
@@ -282,8 +293,8 @@ def run_mixmatch(rt, cfg, data, classifier, seed, workdir):
   if record is None:
     outputs = translate_all(model.translate, data["test"])
     record = {"method": "mix-and-match", "seed": seed, "pairs": cfg.pairs,
-              **evaluate_run(cfg, data, classifier, outputs, sorted(cfg.trained_pairs()),
-                             cfg.zero_pair_pairs())}
+              **evaluators.make("style_translation", cfg, data, classifier)(
+                  outputs, trained=sorted(cfg.trained_pairs()), zero_pair=cfg.zero_pair_pairs())}
     if rt.is_chief:
       results.save_record(run_dir, record)
   return record, model
@@ -307,7 +318,8 @@ def run_cyclegans(rt, cfg, data, classifier, seed, workdir):
                                             data["test"][src])
   ordered = sorted(outputs)
   record = {"method": "cyclegan", "seed": seed, "pairs": cfg.baseline_pairs,
-            **evaluate_run(cfg, data, classifier, outputs, ordered, [])}
+            **evaluators.make("style_translation", cfg, data, classifier)(
+                outputs, trained=ordered, zero_pair=[])}
   if rt.is_chief:
     os.makedirs(run_dir, exist_ok=True)
     results.save_record(run_dir, record)

@@ -33,7 +33,7 @@ from absl import logging
 
 from lamp_tf.data import gan_data, preprocess
 from lamp_tf.gan import training, transfer
-from lamp_tf.metrics import features as features_lib, gan_eval
+from lamp_tf.metrics import evaluators, features as features_lib
 from lamp_tf.nets import gan as gan_nets
 from lamp_tf.runtime import figures, flags as runtime_flags, results, settings
 from lamp_tf.runtime.settings import setting
@@ -178,10 +178,10 @@ def make_evaluator(cfg, target_test, target_train):
       features_lib.cache_dir(), target_train.images, target_train.labels,
       target_test.images, target_test.labels, target_train.num_classes,
       steps=cfg.classifier_steps)
-  return gan_eval.GANEvaluator(target_test.images, target_test.labels, extractor or classifier,
-                               num_samples=cfg.num_samples,
-                               num_classes=target_test.num_classes if cfg.conditional else None,
-                               iw_steps=cfg.iw_steps, classifier=classifier)
+  return evaluators.make("gan", target_test.images, target_test.labels, extractor or classifier,
+                         num_samples=cfg.num_samples,
+                         num_classes=target_test.num_classes if cfg.conditional else None,
+                         iw_steps=cfg.iw_steps, classifier=classifier)
 
 
 def train_target(rt, cfg, workdir, run, target_train, evaluator, pretrained_dirs):

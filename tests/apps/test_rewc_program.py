@@ -187,7 +187,7 @@ def on_call(owner, name, n, before=False, when=lambda *a: True):
 if where == "training":    # after the 3rd checkpoint of the first run
   on_call(loop.TrainState, "save", 3)
 elif where == "evaluation":  # in the middle of the second run's first evaluation
-  on_call(sequential, "evaluate", 3, before=True)
+  on_call(sequential.TaskAccuracy, "__call__", 3, before=True)
 elif where == "export":    # the SavedModel and its card written, not yet in place
   on_call(files, "write_json", 1, when=lambda path, *a: path.endswith("model_card.json"))
 elif where == "report":    # results.json written, REPORT.md not yet

@@ -133,3 +133,21 @@ def test_unprepared_tfds_data_says_how_to_get_it(tmp_path):
 def test_unknown_split_lists_the_splits():
   with pytest.raises(ValueError, match="'train' and 'test'"):
     sources.load("mnist5k", "validation")
+
+
+def test_local_splits_are_read_once_shared_read_only_and_never_under_mock_data(monkeypatch):
+  reads = []
+  read = sources._read_examples
+  monkeypatch.setattr(sources, "_read_examples", lambda *a: reads.append(a) or read(*a))
+  monkeypatch.setattr(sources, "_LOCAL_CACHE", {})
+  first = sources.load_examples("mnist5k", "test")
+  assert sources.load_examples("mnist5k", "test") is first and len(reads) == 1
+  with pytest.raises(ValueError, match="read-only"):
+    first.images[0, 0, 0, 0] = 1
+  assert sources.load_examples("mnist5k", "test", max_examples=7).images.shape[0] == 7
+  assert len(reads) == 2  # another key is another read
+  with tfds.testing.mock_data(num_examples=3):
+    mocked = sources.load_examples("fashion_mnist+mnist5k", "test")
+    sources.load_examples("fashion_mnist+mnist5k", "test")
+  assert len(mocked) == 3 + len(first) and len(reads) == 4  # read each time, never kept
+  assert sources.load_examples("mnist5k", "test") is first

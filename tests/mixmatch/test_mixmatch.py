@@ -271,10 +271,10 @@ def test_encoder_agreement_by_hand():
   rng = np.random.default_rng(0)
   inputs = {"rgb": rng.uniform(-1, 1, [10, 8, 8, 3]).astype(np.float32),
             "depth": rng.uniform(-1, 1, [10, 8, 8, 1]).astype(np.float32)}
-  itself = evaluate.encoder_agreement(model, inputs, "rgb", "rgb", batch=4)
+  itself = evaluate.EncoderAgreement(inputs, "rgb", "rgb", batch=4)(model)
   assert itself["latent_distance"] == 0.0 and itself["indices_agreement"] == [1.0, 1.0]
   # The formula over the whole set at once (batch moments: one batch of all 10 scenes).
-  got = evaluate.encoder_agreement(model, inputs, "depth", "rgb", batch=10)
+  got = evaluate.EncoderAgreement(inputs, "depth", "rgb", batch=10)(model)
   z_d, side_d = model.encode(tf.constant(inputs["depth"]), "depth")
   z_r, side_r = model.encode(tf.constant(inputs["rgb"]), "rgb")
   z_d, z_r = z_d.numpy().astype(np.float64), z_r.numpy().astype(np.float64)
