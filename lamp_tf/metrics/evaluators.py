@@ -9,7 +9,7 @@ is said in its docstring (a classifier, a generator, a translation function).
 metrics package's own evaluators ("gan", "seen_classes") are always there; a method package
 registers those that need its data or models when it is imported ("task_accuracy" in
 `continual.sequential`; "segmentation", "depth", "recolouring", "encoder_agreement" in
-`mixmatch.evaluate`).
+`mixmatch.evaluate`; "style_translation" in `mixmatch.style_experiment`).
 """
 
 import abc
