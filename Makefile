@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 FASHION_DIR ?= /usr/share/datasets/fashion-mnist
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup data demo test bench clean
+.PHONY: setup data demo test test-quick bench clean
 
 setup: $(VENV)/.installed data
 
@@ -28,6 +28,9 @@ demo: setup
 	$(VENV)/bin/lamp-tf-reproduce --preset=quick --workdir=runs/demo
 
 test: setup
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "" tests  # every test, the slow ones included
+
+test-quick: setup  # the tests not marked slow (pytest.ini)
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests
 
 bench: setup

@@ -110,3 +110,15 @@ def test_no_package_imports_one_its_bazel_target_does_not_depend_on():
               parts[1] not in reachable(package):
             wrong.append(f"{os.path.relpath(path, REPO_ROOT)} imports lamp_tf.{parts[1]}")
   assert not wrong, wrong
+
+
+def test_make_test_and_bazel_run_the_tests_a_plain_pytest_leaves_out():
+  """pytest.ini leaves the slow tests out of a plain `pytest`; `make test` (what CI runs) and
+  every Bazel test select them again with an empty mark expression."""
+  with open(os.path.join(REPO_ROOT, "pytest.ini")) as f:
+    assert 'addopts = -m "not slow"' in f.read()
+  with open(os.path.join(REPO_ROOT, "Makefile")) as f:
+    recipe = f.read().split("\ntest: ")[1].split("\n\n")[0]
+  assert "pytest" in recipe and '-m ""' in recipe, recipe
+  with open(os.path.join(REPO_ROOT, "tools", "bazel", "pytest_main.py")) as f:
+    assert '"-m", ""' in f.read()

@@ -26,8 +26,10 @@ TINY = ["--tasks=0/1", "--first_task_iterations=1", "--iterations=1", "--batch_s
 # RA (its replays) on SVHN; SFT on LSUN keeps the 64x64 ResNets' test short (the per-class
 # replays of the LSUN file are pinned in tests/continual/test_mergan.py).
 @pytest.mark.parametrize("flagfile,method,classes,architecture,resolution",
-                         [("mergan_svhn.cfg", "ra", 10, "dcgan", 32),
-                          ("mergan_lsun.cfg", "sft", 4, "resnet", 64)])
+                         [pytest.param("mergan_svhn.cfg", "ra", 10, "dcgan", 32,
+                                       marks=pytest.mark.slow),
+                          pytest.param("mergan_lsun.cfg", "sft", 4, "resnet", 64,
+                                       marks=pytest.mark.slow)])
 def test_flag_file_runs_on_mock_data(flagfile, method, classes, architecture, resolution,
                                      tmp_path):
   # Two of the file's tasks keep this a test; its data set, networks and resolution are kept.

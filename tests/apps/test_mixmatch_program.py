@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from lamp_tf.mixmatch import experiment
@@ -26,6 +27,7 @@ print(' '.join(names))
 """
 
 
+@pytest.mark.slow
 def test_mixmatch_experiment(tmp_path):
   cfg = experiment.ExperimentConfig(
       resolution=16, num_scenes=16, num_test_scenes=4, widths=(4, 8), side_info=("indices",),

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO_ROOT
 
 DRIVER = """
@@ -17,6 +19,7 @@ app.run(reproduce.main, argv=sys.argv)
 """
 
 
+@pytest.mark.slow
 def test_reproduce_runs_each_flag_file_and_gathers(tmp_path):
   flags_dir = tmp_path / "flags"
   flags_dir.mkdir()
@@ -38,6 +41,7 @@ def test_reproduce_runs_each_flag_file_and_gathers(tmp_path):
     assert os.path.getsize(tmp_path / "demo" / fig) > 0
 
 
+@pytest.mark.slow
 def test_reproduce_reports_a_failed_program_with_its_log(tmp_path):
   flags_dir = tmp_path / "flags"
   flags_dir.mkdir()

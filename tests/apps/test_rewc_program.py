@@ -151,6 +151,7 @@ def test_a_diverged_run_is_recorded_and_its_lambda_never_selected(tmp_path, monk
   assert rewc_experiment.train_and_evaluate(rt, cfg, str(work)) == returned
 
 
+@pytest.mark.slow
 def test_a_tfds_name_runs_through_the_same_path(tmp_path):
   cfg = rewc_experiment.ExperimentConfig(
       train=sequential.RunConfig(model="vgg", epochs=1, batch_size=20, fisher_samples=10,
@@ -206,6 +207,7 @@ def _readable(work):
   return sorted(p.parent.name for p in work.glob("runs/*/record.json"))
 
 
+@pytest.mark.slow
 def test_interrupted_anywhere_a_rerun_completes_with_the_same_results(workdir, tmp_path):
   work, finished = tmp_path / "w", []
   args = TINY + [f"--workdir={work}", f"--export_dir={work / 'export'}"]

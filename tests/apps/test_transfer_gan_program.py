@@ -83,6 +83,7 @@ def test_records_tables_and_figures(workdir):
     assert (workdir / fig).stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_export_serves_in_a_fresh_process_and_evaluates(workdir, tmp_path):
   out = subprocess.run([sys.executable, "-c", SERVE, str(workdir / "export" / "1")],
                        capture_output=True, text=True, timeout=300)
@@ -100,6 +101,7 @@ def test_export_serves_in_a_fresh_process_and_evaluates(workdir, tmp_path):
   assert "classifier test accuracy" in record["features"]
 
 
+@pytest.mark.slow
 def test_unconditional_target_with_iw_curve_and_rank_agreement(tmp_path, monkeypatch):
   work = tmp_path / "w"
   cfg = dataclasses.replace(TINY, target_mode="unconditional", experiments=("configs",),

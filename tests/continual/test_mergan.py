@@ -217,8 +217,10 @@ def _runtime_and_evaluator(tmp_path, images, labels, checkpoint_every, samples_p
                                                reverse_steps=reverse_steps)
 
 
-@pytest.mark.parametrize("method,jtr", [("ewc", "reference"), ("dgr", "reference"),
-                                        ("jtr", "reference"), ("jtr", "union")])
+@pytest.mark.parametrize("method,jtr", [
+    pytest.param("ewc", "reference", marks=pytest.mark.slow),
+    pytest.param("dgr", "reference", marks=pytest.mark.slow),
+    pytest.param("jtr", "reference", marks=pytest.mark.slow), ("jtr", "union")])
 def test_methods_with_their_own_machinery_run_two_tasks_and_report(method, jtr, tmp_path):
   images, labels = _data()
   rt, evaluator = _runtime_and_evaluator(tmp_path, images, labels, checkpoint_every=2,
@@ -233,6 +235,7 @@ def test_methods_with_their_own_machinery_run_two_tasks_and_report(method, jtr, 
   assert np.load(tmp_path / "run" / "grids.npy").shape == (2, 4, 32, 32, 1)
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_task_resumes_there(tmp_path, monkeypatch):
   images, labels = _data()
   rt, evaluator = _runtime_and_evaluator(tmp_path, images, labels, checkpoint_every=1,
@@ -263,6 +266,7 @@ def test_a_run_killed_mid_task_resumes_there(tmp_path, monkeypatch):
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_run_started_from_the_shared_first_task_equals_one_that_trains_it(tmp_path):
   images, labels = _data()
   rt, evaluator = _runtime_and_evaluator(tmp_path, images, labels, checkpoint_every=10,

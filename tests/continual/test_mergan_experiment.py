@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from lamp_tf.continual import mergan, mergan_experiment
@@ -21,6 +22,7 @@ print('ok')
 """
 
 
+@pytest.mark.slow
 def test_mergan_experiment(tmp_path):
   rt = runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(tmp_path),
                              export_dir=str(tmp_path / "export"), log_every_secs=1000)

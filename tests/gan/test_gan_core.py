@@ -110,6 +110,7 @@ np.savez(sys.argv[1], *(g.get_weights() + d.get_weights()))
 """
 
 
+@pytest.mark.slow
 def test_two_replicas_match_one_device(tmp_path):
   # SGD: Adam divides by sqrt(v), which turns float rounding on near-zero gradients (biases
   # just before a batch norm) into full-size updates; SGD shows the step itself is identical.

@@ -115,6 +115,7 @@ def test_train_and_evaluate_on_the_procedural_styles(tmp_path):
   assert json.dumps(again, sort_keys=True) == json.dumps(records, sort_keys=True)  # NaN-safe
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_on_tfds_cycle_gan(tmp_path):
   cfg = style_experiment.ExperimentConfig(**{**TINY, "num_train": 0, "num_test": 0},
                                           style_source="cycle_gan", baseline_pairs="none",

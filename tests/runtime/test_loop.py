@@ -18,6 +18,7 @@ def _weights(path):
   return [w[k] for k in w.files]
 
 
+@pytest.mark.slow
 def test_sigkill_then_restart_resumes_and_matches_uninterrupted_run(tmp_path):
   common = ["--steps=30", "--checkpoint_every=10", "--deterministic"]
   full = helpers.run_tiny(*common, f"--workdir={tmp_path / 'full'}",

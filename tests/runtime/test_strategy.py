@@ -7,6 +7,7 @@ import socket
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from lamp_tf.runtime import flags as runtime_flags
@@ -19,6 +20,7 @@ def _runtime(strategy, workdir):
                                log_every_secs=1e9, checkpoint_every=1000)
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_cpus_matches_one_device(tmp_path):
   assert strategy_lib.make_strategy("mirrored").num_replicas_in_sync == 2  # conftest's split
   # Each run in its own process: mirrored collectives of earlier tests in this worker process
@@ -76,6 +78,7 @@ def _start_workers(workdir):
   return procs, outputs
 
 
+@pytest.mark.slow
 def test_multi_worker_two_processes_end_identical(tmp_path):
   procs, outputs = _start_workers(tmp_path)
   for p, out in zip(procs, outputs):
