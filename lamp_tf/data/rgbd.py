@@ -8,7 +8,6 @@ depth / DEPTH_SCALE - 1; segmentation as class ids (13 = void) and one-hot input
 
 import dataclasses
 
-import numpy as np
 import tensorflow as tf
 
 from lamp_tf.data import scenes

@@ -9,7 +9,6 @@ from lamp_tf.continual import mergan
 from lamp_tf.metrics import features as features_lib, seen_classes
 from lamp_tf.nets import gan as gan_nets
 from lamp_tf.runtime import flags as runtime_flags
-from lamp_tf.runtime import strategy as strategy_lib
 
 SMALL = dict(architecture="dcgan", num_classes=4, conditioning="cbn", channels=1, resolution=32,
              g_width=16, d_width=8)
@@ -106,7 +105,6 @@ def test_reference_jtr_gives_each_old_class_the_weight_of_the_current_data():
   1 / (2 n_old))."""
   g, d, prev = _pair()
   _perturb(g)
-  seed = tf.constant([1, 2], tf.int64)
   for old in ([0], [0, 1, 2, 3]):
     critic_extra, _ = mergan.joint_replay(g, prev, d, old, 64, 128, replay_batch="split",
                                           moments="class")
