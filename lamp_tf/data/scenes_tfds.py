@@ -11,7 +11,7 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
-from lamp_tf.data import scenes
+from lamp_tf.data import scenes, sources
 
 TEST_SEED_OFFSET = 10 ** 6
 
@@ -66,8 +66,7 @@ def load_scenes(resolution=64, num_train=2000, num_test=300, data_dir=None):
   seed int64), building the TFDS data set on first use."""
   name = config_name(resolution, num_train, num_test)
   config = SceneConfig(name=name, resolution=resolution, num_train=num_train, num_test=num_test)
-  builder = ProceduralScenes(config=config, data_dir=data_dir)
-  builder.download_and_prepare()
+  builder = sources.prepared(lambda: ProceduralScenes(config=config, data_dir=data_dir))
   out = {}
   for split in ("train", "test"):
     arrays = {k: [] for k in ("rgb", "depth", "segmentation", "seed")}

@@ -13,6 +13,7 @@ Every example is `(image, label)`: uint8 [H, W, C] and int64.
 """
 
 import dataclasses
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -21,6 +22,7 @@ import tensorflow_datasets as tfds
 from lamp_tf.data import fashion_mnist, mnist5k
 from lamp_tf.data.errors import DataNotFoundError, UnknownDataError
 from lamp_tf.data.preprocess import center_square, set_channels
+from lamp_tf.runtime import files
 
 LOCAL_SOURCES = ("fashion_mnist", "mnist5k")
 
@@ -54,14 +56,14 @@ def _tfds_builder(name, data_dir):
         "'lsun/bedroom'; `tfds.list_builders()` lists them), or several joined by '+'.") from None
 
 
-def _open(name, builder, split, download):
+def _open(name, builder, split, download, data_dir):
   """The split of a TFDS builder as a dataset; downloads only when allowed; clear errors."""
   how = (f"prepare it on a machine with internet (`tfds build {name}`) and copy "
          f"{builder.data_dir} here, or pass the --data_dir that holds it, or allow TFDS to "
          "download it with --download")
   if download and not builder.is_prepared():
     try:
-      builder.download_and_prepare()
+      builder = prepared(lambda: _tfds_builder(name, data_dir))
     except Exception as e:  # network errors come in many types; all mean the same to the user
       raise DataNotFoundError(f"data set {name!r} could not be downloaded ({type(e).__name__}: "
                               f"{str(e)[:200]}): {how}.") from e
@@ -77,6 +79,22 @@ def _open(name, builder, split, download):
     raise
 
 
+def prepared(make_builder):
+  """`make_builder()` with its data set prepared, one process at a time per data set and
+  directory. TFDS builds into a temporary directory and renames it, so a second program
+  preparing the same data set at once failed ("Destination ... already exists"); here it waits
+  for the first, then builds its builder again and finds the data set prepared."""
+  builder = make_builder()
+  if builder.is_prepared():
+    return builder
+  with files.waiting_lock(os.path.join(builder.data_dir_root, f".{builder.info.full_name}"
+                                       .replace("/", "-") + ".prepare.lock")):
+    builder = make_builder()  # sees what another process prepared meanwhile
+    if not builder.is_prepared():
+      builder.download_and_prepare()
+  return builder
+
+
 def _fashion_mnist_builder(data_dir, download):
   """TFDS's builder when it is prepared (or may download), else the offline local builder."""
   official = tfds.builder("fashion_mnist", data_dir=data_dir)
@@ -84,10 +102,7 @@ def _fashion_mnist_builder(data_dir, download):
     return official
   if fashion_mnist.local_dir() is None:
     raise DataNotFoundError(f"Fashion-MNIST is not available: {fashion_mnist.HOW_TO_GET}.")
-  local = fashion_mnist.LocalFashionMNIST(data_dir=data_dir)
-  if not local.is_prepared():
-    local.download_and_prepare()
-  return local
+  return prepared(lambda: fashion_mnist.LocalFashionMNIST(data_dir=data_dir))
 
 
 def _class_names(builder):
@@ -107,7 +122,7 @@ def _single(name, split, data_dir, download):
     builder = _fashion_mnist_builder(data_dir, download)
   else:
     builder = _tfds_builder(name, data_dir)
-  ds = _open(name, builder, split, download)
+  ds = _open(name, builder, split, download, data_dir)
   names = _class_names(builder)
   if names is None:  # unlabelled (LSUN): one class
     return ds.map(lambda ex: (ex["image"], tf.constant(0, tf.int64))), (name,)

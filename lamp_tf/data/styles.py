@@ -164,10 +164,8 @@ class ProceduralStyles(tfds.core.GeneratorBasedBuilder):
 
 def _procedural(resolution, num_train, num_test, data_dir):
   name = config_name(resolution, num_train, num_test)
-  builder = ProceduralStyles(config=StyleConfig(name=name, resolution=resolution,
-                                                num_train=num_train, num_test=num_test),
-                             data_dir=data_dir)
-  builder.download_and_prepare()
+  config = StyleConfig(name=name, resolution=resolution, num_train=num_train, num_test=num_test)
+  builder = sources.prepared(lambda: ProceduralStyles(config=config, data_dir=data_dir))
   out = {}
   for split in ("train", "test"):
     ex = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))

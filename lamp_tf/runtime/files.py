@@ -113,6 +113,19 @@ def lock_dir(path, flag="workdir"):
   _held[key] = (fd, created)
 
 
+@contextlib.contextmanager
+def waiting_lock(path):
+  """Holds an exclusive `flock` on the file `path` (created when missing) for the block,
+  waiting while another process holds it; the kernel releases it however its holder exits."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    yield
+  finally:
+    os.close(fd)  # releases the lock
+
+
 def unlock_dirs():
   """Releases this process's directory locks; a directory it created that holds nothing but
   its lock is removed (a run refused before it wrote anything leaves nothing behind)."""

@@ -3,12 +3,15 @@
 import gzip
 import hashlib
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from lamp_tf.data import DataNotFoundError, UnknownDataError, fashion_mnist, mnist5k, sources
+from tests.conftest import REPO_ROOT
 
 
 def _read_idx(path):
@@ -37,6 +40,32 @@ def test_fashion_mnist_equals_raw_idx_files(split, prefix, size):
   raw_labels = _read_idx(os.path.join(raw_dir, f"{prefix}-labels-idx1-ubyte.gz"))
   # Every example, image bytes and label, equals one raw IDX example (TFDS reorders them).
   assert _fingerprints(ex.images[..., 0], ex.labels) == _fingerprints(raw_images, raw_labels)
+
+
+PREPARE_ONE = """
+import hashlib, sys
+from lamp_tf.data import sources
+ex = sources.load_examples("fashion_mnist", "test", data_dir=sys.argv[1])
+print(len(ex), hashlib.sha1(ex.images.tobytes() + ex.labels.tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(fashion_mnist.local_dir() is None,
+                    reason="needs Debian's dataset-fashion-mnist (make setup installs it)")
+def test_two_programs_preparing_one_data_set_at_once_both_get_it(tmp_path):
+  """Two processes (isolation is the point) build the same TFDS data set in one empty directory
+  at once: the second waits for the first, and both read the same examples (without the lock
+  one failed with TFDS's "Destination ... already exists")."""
+  procs = [subprocess.Popen([sys.executable, "-c", PREPARE_ONE, str(tmp_path / "tfds")],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+           for _ in range(2)]
+  outs = [p.communicate(timeout=300) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-3000:]
+  lines = [out.strip().splitlines()[-1] for out, _ in outs]
+  assert lines[0] == lines[1] and lines[0].startswith("10000 ")
 
 
 def test_fashion_mnist_missing_says_how_to_get_it(monkeypatch, tmp_path):
