@@ -2,9 +2,10 @@ r"""lamp-tf-reproduce: runs the registered experiments of every method, one comb
 
   lamp-tf-reproduce --preset=quick --workdir=runs/demo
 
-Each flag file runs as its own program in `<workdir>/<flag file stem>/` (rerunning resumes), then
-the reports are gathered into `<workdir>/REPORT.md` (a section per method) and their records into
-`<workdir>/results.json` (each record gains `experiment`, the flag file stem).
+Each flag file runs as its own program in `<workdir>/<flag file stem>/` (rerunning resumes),
+`--jobs` of them at once; then the reports are gathered into `<workdir>/REPORT.md` (a section
+per method) and their records into `<workdir>/results.json` (each record gains `experiment`,
+the flag file stem).
 """
 
 import os
@@ -27,6 +28,9 @@ flags.DEFINE_list("methods", [], "Only these methods (default: all registered)."
 flags.DEFINE_string("flags_dir", None,
                     "Directory of flag files (default: the repository's flags/ directory).")
 flags.DEFINE_list("extra_flags", [], "Flags passed to every program, e.g. --strategy=mirrored.")
+flags.DEFINE_integer("jobs", 2, "Programs run at once, each in its own process (>= 1). Two on 2 "
+                     "cores overlap one program's start-up (imports, tracing: one core) with "
+                     "another's training.", lower_bound=1)
 
 
 def _selected():
@@ -54,64 +58,113 @@ def last_progress(log_path, tail=20000):
 
 
 class Status:
-  """One updating terminal line for the running experiment, with the overall elapsed time and
-  ETA (from the registry's expected durations); a plain line every 30 s when not a terminal."""
+  """One updating terminal line per running experiment, each with the overall elapsed time and
+  ETA (from the registry's expected durations); plain lines every 30 s when not a terminal."""
 
-  def __init__(self, expected_total_s):
-    self.t0, self.expected, self.done_s = time.monotonic(), expected_total_s, 0.0
-    self.tty, self._last = sys.stderr.isatty(), 0.0
+  def __init__(self, expected_total_s, jobs=1):
+    self.t0, self.expected, self.done_s, self.jobs = time.monotonic(), expected_total_s, 0.0, jobs
+    self.tty, self._last, self._drawn = sys.stderr.isatty(), 0.0, 0
 
-  def remaining(self, expected_s, started, now):
-    """Seconds left: the expected durations of the experiments not finished, the running one's
-    less its elapsed time (at least 0); None when the preset has no expected durations."""
+  def remaining(self, running, now):
+    """Seconds left: the expected durations of the experiments not finished, less the elapsed
+    time of the running ones (`running`: (expected_s, started) pairs), shared by the programs
+    that run at once (as if each went as fast as alone); None without expected durations."""
     if not self.expected:
       return None
-    after = self.expected - self.done_s - expected_s  # the experiments not started yet
-    return max(0.0, after) + max(0.0, expected_s - (now - started))
+    not_started = self.expected - self.done_s - sum(e for e, _ in running)
+    left = max(0.0, not_started) + sum(max(0.0, e - (now - t)) for e, t in running)
+    return left / max(1, min(self.jobs, len(running) + (not_started > 0)))
 
-  def show(self, name, progress, expected_s, started):
+  def show(self, running):
+    """`running`: {name: (progress or None, expected_s, started)}."""
     now = time.monotonic()
     elapsed = now - self.t0
-    remaining = self.remaining(expected_s, started, now)
+    remaining = self.remaining([(e, t) for _, e, t in running.values()], now)
     left = "ETA unknown" if remaining is None else f"about {int(remaining) // 60}m left"
-    phase = (f"{progress['phase']} step {progress['step']}/{progress['total']} "
-             f"{float(progress['rate']):.2f} steps/s ETA {progress['eta']}") if progress \
-        else "starting"
-    line = f"[{int(elapsed) // 60}m{int(elapsed) % 60:02d}s, {left}] {name}: {phase}"
+    lines = []
+    for name, (progress, _, _) in running.items():
+      phase = (f"{progress['phase']} step {progress['step']}/{progress['total']} "
+               f"{float(progress['rate']):.2f} steps/s ETA {progress['eta']}") if progress \
+          else "starting"
+      lines.append(f"[{int(elapsed) // 60}m{int(elapsed) % 60:02d}s, {left}] {name}: {phase}")
     if self.tty:
-      sys.stderr.write("\r" + line[:160].ljust(160))
+      self._clear()
+      sys.stderr.write("".join(line[:160] + "\n" for line in lines))
       sys.stderr.flush()
+      self._drawn = len(lines)
     elif now - self._last > 30:
-      sys.stderr.write(line + "\n")
+      sys.stderr.write("".join(line + "\n" for line in lines))
       self._last = now
+
+  def _clear(self):
+    """Moves back over the lines drawn last and clears them (terminal only)."""
+    if self._drawn:
+      sys.stderr.write(f"\x1b[{self._drawn}F\x1b[J")
+      self._drawn = 0
+
+  def message(self, text):
+    """A line above the progress lines (they are drawn again at the next `show`)."""
+    if self.tty:
+      self._clear()
+    sys.stderr.write(text + "\n")
 
   def finish(self, name, seconds, expected_s):
     self.done_s += expected_s
-    sys.stderr.write(("\r" if self.tty else "") + f"{name}: done in {seconds:.0f} s".ljust(160) +
-                     "\n")
+    self.message(f"{name}: done in {seconds:.0f} s")
 
 
-def _run_program(program, flagfile, workdir, status, expected_s):
-  cmd = [sys.executable, "-m", program, f"--flagfile={flagfile}", f"--workdir={workdir}",
-         f"--export_dir={os.path.join(workdir, 'saved_model')}", *FLAGS.extra_flags]
-  logging.info("running %s", " ".join(cmd))
-  os.makedirs(workdir, exist_ok=True)
-  log_path = os.path.join(workdir, "log.txt")
-  name = os.path.basename(workdir)
-  sys.stderr.write(f"{name}: log in {log_path}\n")
-  env = dict(os.environ)
-  if not os.environ.get("LAMP_TF_VERBOSE"):
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  started = time.monotonic()
-  with open(log_path, "a") as log:
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    while proc.poll() is None:
-      status.show(name, last_progress(log_path), expected_s, started)
-      time.sleep(1.0)
-  status.finish(name, time.monotonic() - started, expected_s)
-  if proc.returncode != 0:
-    raise RuntimeError(f"{program} --flagfile={flagfile} failed (exit {proc.returncode}); its "
-                       f"log is {log_path}. Rerun to resume it.")
+class Job:
+  """One flag file run as its own program, its output in `<workdir>/log.txt`."""
+
+  def __init__(self, program, flagfile, workdir, expected_s):
+    self.program, self.flagfile, self.workdir, self.expected_s = (program, flagfile, workdir,
+                                                                  expected_s)
+    self.name = os.path.basename(workdir)
+    self.log_path = os.path.join(workdir, "log.txt")
+    self.proc = self.started = None
+
+  def start(self, jobs):
+    cmd = [sys.executable, "-m", self.program, f"--flagfile={self.flagfile}",
+           f"--workdir={self.workdir}",
+           f"--export_dir={os.path.join(self.workdir, 'saved_model')}", *FLAGS.extra_flags]
+    logging.info("running %s", " ".join(cmd))
+    os.makedirs(self.workdir, exist_ok=True)
+    env = dict(os.environ)
+    if not os.environ.get("LAMP_TF_VERBOSE"):
+      env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if jobs > 1:  # a TF process takes all GPU memory unless told to grow
+      env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    self.started = time.monotonic()
+    with open(self.log_path, "a") as log:
+      self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+  def error(self):
+    return (f"{self.program} --flagfile={self.flagfile} failed (exit {self.proc.returncode}); "
+            f"its log is {self.log_path}. Rerun to resume it.")
+
+
+def run_jobs(jobs, parallel, status, poll_s=1.0):
+  """Runs `jobs` in order, `parallel` at a time. After a failure none is started, the running
+  ones finish (their work is kept), and RuntimeError names every failed program and its log."""
+  pending, running, failed = list(jobs), [], []
+  while running or (pending and not failed):
+    while pending and len(running) < parallel and not failed:
+      job = pending.pop(0)
+      job.start(parallel)
+      status.message(f"{job.name}: log in {job.log_path}")
+      running.append(job)
+    for job in [j for j in running if j.proc.poll() is not None]:
+      running.remove(job)
+      status.finish(job.name, time.monotonic() - job.started, job.expected_s)
+      if job.proc.returncode != 0:
+        failed.append(job)
+    if running:
+      status.show({j.name: (last_progress(j.log_path), j.expected_s, j.started)
+                   for j in running})
+      time.sleep(poll_s)
+  if failed:
+    not_started = f" Not started: {', '.join(j.name for j in pending)}." if pending else ""
+    raise RuntimeError(" ".join(j.error() for j in failed) + not_started)
 
 
 def _embed_report(text, subdir):
@@ -129,19 +182,23 @@ def main(argv):
   experiments = _selected()
   files.lock_dir(FLAGS.workdir)
   sections, runs, figures, claims, claim_sources = [], [], [], [], []
-  status = Status(sum(e.expected_s.get(FLAGS.preset, 0) for e in experiments))
+  status = Status(sum(e.expected_s.get(FLAGS.preset, 0) for e in experiments), FLAGS.jobs)
   if not experiments:
     sections.append(("No experiments", "No method has registered experiments yet."))
+  jobs = {}  # (method, flag file) -> Job, in registry order
   for exp in experiments:
-    body = []
     for name in exp.presets.get(FLAGS.preset, []):
       flagfile = os.path.join(FLAGS.flags_dir or os.path.join(REPO_ROOT, "flags"), name)
       if not os.path.exists(flagfile):
         raise app.UsageError(f"flag file {flagfile} is missing; pass --flags_dir.")
-      stem = os.path.splitext(name)[0]
-      workdir = os.path.join(FLAGS.workdir, stem)
-      _run_program(exp.program, flagfile, workdir, status,
-                   exp.expected_s.get(FLAGS.preset, 0) / len(exp.presets[FLAGS.preset]))
+      jobs[exp.method, name] = Job(
+          exp.program, flagfile, os.path.join(FLAGS.workdir, os.path.splitext(name)[0]),
+          exp.expected_s.get(FLAGS.preset, 0) / len(exp.presets[FLAGS.preset]))
+  run_jobs(list(jobs.values()), FLAGS.jobs, status)
+  for exp in experiments:
+    body = []
+    for name in exp.presets.get(FLAGS.preset, []):
+      stem, workdir = os.path.splitext(name)[0], jobs[exp.method, name].workdir
       sub = files.read_json(os.path.join(workdir, results.RESULTS))
       runs += [{"experiment": stem, **r} for r in sub["runs"]]
       claims += sub.get("claims", [])

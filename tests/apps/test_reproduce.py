@@ -59,10 +59,72 @@ def test_reproduce_reports_a_failed_program_with_its_log(tmp_path):
 def test_the_overall_eta_counts_the_experiments_not_finished():
   from lamp_tf.apps import registry, reproduce
   status = reproduce.Status(100 + 50 + 30)  # three experiments expected to take 100, 50, 30 s
-  assert status.remaining(100, started=0.0, now=40.0) == 60 + 50 + 30
-  assert status.remaining(100, started=0.0, now=250.0) == 50 + 30  # overran: the rest remains
+  assert status.remaining([(100, 0.0)], now=40.0) == 60 + 50 + 30
+  assert status.remaining([(100, 0.0)], now=250.0) == 50 + 30  # overran: the rest remains
   status.finish("a", 250.0, 100)
-  assert status.remaining(50, started=250.0, now=260.0) == 40 + 30
-  assert reproduce.Status(0).remaining(0, 0.0, 1.0) is None  # no expected durations: unknown
+  assert status.remaining([(50, 250.0)], now=260.0) == 40 + 30
+  assert reproduce.Status(0).remaining([(0, 0.0)], 1.0) is None  # no expected durations
+  # Two at once share what is left: 100 and 50 running for 20 s, 30 not started.
+  assert reproduce.Status(180, jobs=2).remaining([(100, 0.0), (50, 0.0)], now=20.0) == (
+      80 + 30 + 30) / 2
+  # The last one running has no one to share with.
+  last = reproduce.Status(180, jobs=2)
+  last.done_s = 150
+  assert last.remaining([(30, 0.0)], now=10.0) == 20
   quick = [e.expected_s.get("quick") for e in registry.EXPERIMENTS]
   assert all(quick)  # every quick experiment has an expected duration
+
+
+class _FakeProc:
+  """A process that is running for `polls` polls, then exits with `code`."""
+
+  def __init__(self, polls, code):
+    self.left, self.code, self.returncode = polls, code, None
+
+  def poll(self):
+    if self.left:
+      self.left -= 1
+      return None
+    self.returncode = self.code
+    return self.code
+
+
+def _fake_jobs(tmp_path, polls_and_codes, started):
+  from lamp_tf.apps import reproduce
+
+  class FakeJob(reproduce.Job):
+    def __init__(self, name, polls, code):
+      super().__init__("fake_program", f"{name}.cfg", str(tmp_path / name), 10)
+      self.polls, self.code = polls, code
+
+    def start(self, jobs):
+      started.append(self.name)
+      self.started, self.proc = 0.0, _FakeProc(self.polls, self.code)
+
+  return [FakeJob(name, p, c) for name, (p, c) in polls_and_codes.items()]
+
+
+def test_jobs_run_in_order_never_more_at_once_than_asked(tmp_path):
+  from lamp_tf.apps import reproduce
+  for parallel in (1, 2, 3):
+    started, shown = [], []
+    jobs = _fake_jobs(tmp_path, {"a": (3, 0), "b": (1, 0), "c": (2, 0), "d": (1, 0)}, started)
+    status = reproduce.Status(40, jobs=parallel)
+    status.show = lambda running: shown.append(sorted(running))
+    reproduce.run_jobs(jobs, parallel, status, poll_s=0)
+    assert started == ["a", "b", "c", "d"]
+    assert max(len(s) for s in shown) == parallel and status.done_s == 40
+    assert all(j.proc.returncode == 0 for j in jobs)
+  assert shown[0] == ["a", "b", "c"]  # three at once: the first three start together
+
+
+def test_after_a_failed_job_the_running_ones_finish_and_no_other_starts(tmp_path):
+  from lamp_tf.apps import reproduce
+  started = []
+  jobs = _fake_jobs(tmp_path, {"a": (0, 3), "b": (2, 0), "c": (1, 0)}, started)
+  with pytest.raises(RuntimeError) as e:
+    reproduce.run_jobs(jobs, 2, reproduce.Status(30, jobs=2), poll_s=0)
+  assert started == ["a", "b"] and jobs[1].proc.returncode == 0  # b ran to its end
+  message = str(e.value)
+  assert "a.cfg failed (exit 3)" in message and str(tmp_path / "a" / "log.txt") in message
+  assert "b.cfg" not in message and message.endswith("Not started: c.")
