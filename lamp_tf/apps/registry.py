@@ -44,8 +44,9 @@ class Experiment:
   method: str   # section title in the combined report
   program: str  # module run as `python -m <program>`
   presets: dict  # preset name ('quick', 'paper') -> list of flag files under flags/
-  # preset -> seconds on 2 idle cores, for the overall ETA of lamp-tf-reproduce (quick: the
-  # `make demo` of 2026-12-02, 595 s in all, rounded up)
+  # preset -> seconds of the program alone on 2 idle cores, for the overall ETA of
+  # lamp-tf-reproduce (quick: `lamp-tf-reproduce --preset=quick --jobs=1` of 2026-12-03 from
+  # an empty classifier cache and TFDS directory, 412 s in all, rounded up)
   expected_s: dict = dataclasses.field(default_factory=dict)
 
 
@@ -55,21 +56,21 @@ EXPERIMENTS = (
         # (the Fashion-MNIST claim is rewc_fashion.cfg's, 5 seeds).
         "quick": ["rewc_mnist_quick.cfg"],
         "paper": ["rewc_mnist.cfg", "rewc_fashion.cfg"],
-    }, expected_s={"quick": 40}),
+    }, expected_s={"quick": 30}),
     Experiment("Transferring GANs", "lamp_tf.apps.transfer_gan", {
         "quick": ["transfer_gan_quick.cfg"],
         "paper": ["transfer_gan_table1.cfg", "transfer_gan_fashion.cfg"],
-    }, expected_s={"quick": 120}),
+    }, expected_s={"quick": 100}),
     Experiment("MeRGAN", "lamp_tf.apps.mergan", {
         "quick": ["mergan_mnist_quick.cfg"],
         "paper": ["mergan_mnist_5tasks.cfg", "mergan_fashion_5tasks.cfg"],
-    }, expected_s={"quick": 170}),
+    }, expected_s={"quick": 110}),
     Experiment("Mix-and-match networks", "lamp_tf.apps.mixmatch", {
         "quick": ["mixmatch_quick.cfg"],
         "paper": ["mixmatch_scenes.cfg"],
-    }, expected_s={"quick": 160}),
+    }, expected_s={"quick": 110}),
     Experiment("Mix-and-match style transfer", "lamp_tf.apps.style_transfer", {
         "quick": ["style_transfer_quick.cfg"],
         "paper": ["style_transfer_scenes.cfg"],
-    }, expected_s={"quick": 120}),
+    }, expected_s={"quick": 90}),
 )

@@ -64,13 +64,8 @@ def test_the_overall_eta_counts_the_experiments_not_finished():
   status.finish("a", 250.0, 100)
   assert status.remaining([(50, 250.0)], now=260.0) == 40 + 30
   assert reproduce.Status(0).remaining([(0, 0.0)], 1.0) is None  # no expected durations
-  # Two at once share what is left: 100 and 50 running for 20 s, 30 not started.
-  assert reproduce.Status(180, jobs=2).remaining([(100, 0.0), (50, 0.0)], now=20.0) == (
-      80 + 30 + 30) / 2
-  # The last one running has no one to share with.
-  last = reproduce.Status(180, jobs=2)
-  last.done_s = 150
-  assert last.remaining([(30, 0.0)], now=10.0) == 20
+  # Two at once: 100 and 50 running for 20 s, 30 not started (no gain counted from sharing).
+  assert reproduce.Status(180).remaining([(100, 0.0), (50, 0.0)], now=20.0) == 80 + 30 + 30
   quick = [e.expected_s.get("quick") for e in registry.EXPERIMENTS]
   assert all(quick)  # every quick experiment has an expected duration
 
@@ -109,7 +104,7 @@ def test_jobs_run_in_order_never_more_at_once_than_asked(tmp_path):
   for parallel in (1, 2, 3):
     started, shown = [], []
     jobs = _fake_jobs(tmp_path, {"a": (3, 0), "b": (1, 0), "c": (2, 0), "d": (1, 0)}, started)
-    status = reproduce.Status(40, jobs=parallel)
+    status = reproduce.Status(40)
     status.show = lambda running: shown.append(sorted(running))
     reproduce.run_jobs(jobs, parallel, status, poll_s=0)
     assert started == ["a", "b", "c", "d"]
@@ -123,7 +118,7 @@ def test_after_a_failed_job_the_running_ones_finish_and_no_other_starts(tmp_path
   started = []
   jobs = _fake_jobs(tmp_path, {"a": (0, 3), "b": (2, 0), "c": (1, 0)}, started)
   with pytest.raises(RuntimeError) as e:
-    reproduce.run_jobs(jobs, 2, reproduce.Status(30, jobs=2), poll_s=0)
+    reproduce.run_jobs(jobs, 2, reproduce.Status(30), poll_s=0)
   assert started == ["a", "b"] and jobs[1].proc.returncode == 0  # b ran to its end
   message = str(e.value)
   assert "a.cfg failed (exit 3)" in message and str(tmp_path / "a" / "log.txt") in message
