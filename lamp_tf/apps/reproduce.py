@@ -10,6 +10,7 @@ the flag file stem).
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -90,7 +91,8 @@ class Status:
       lines.append(f"[{int(elapsed) // 60}m{int(elapsed) % 60:02d}s, {left}] {name}: {phase}")
     if self.tty:
       self._clear()
-      sys.stderr.write("".join(line[:160] + "\n" for line in lines))
+      width = shutil.get_terminal_size((160, 24)).columns - 1  # a wrapped line would stay
+      sys.stderr.write("".join(line[:width] + "\n" for line in lines))
       sys.stderr.flush()
       self._drawn = len(lines)
     elif now - self._last > 30:

@@ -123,3 +123,29 @@ def test_after_a_failed_job_the_running_ones_finish_and_no_other_starts(tmp_path
   message = str(e.value)
   assert "a.cfg failed (exit 3)" in message and str(tmp_path / "a" / "log.txt") in message
   assert "b.cfg" not in message and message.endswith("Not started: c.")
+
+
+def test_on_a_terminal_the_progress_lines_are_redrawn_in_place(monkeypatch):
+  """Each `show` first moves back over the lines it drew last and clears them (ESC[nF ESC[J),
+  so the terminal keeps one line per running program; a message clears them and stays above."""
+  import io
+  from lamp_tf.apps import reproduce
+  err = io.StringIO()
+  monkeypatch.setattr(reproduce.sys, "stderr", err)
+  monkeypatch.setattr(reproduce.shutil, "get_terminal_size", lambda fallback: os.terminal_size(
+      (41, 24)))
+  status = reproduce.Status(0)
+  status.tty = True
+  step = {"phase": "train", "step": "5", "total": "10", "rate": "2.0", "eta": "0m03s"}
+  status.show({"a": (step, 0, 0.0), "b": (None, 0, 0.0)})
+  first = err.getvalue()
+  assert first.count("\n") == 2 and "] a: train step 5/10" in first and "] b: starting" in first
+  assert all(len(line) <= 40 for line in first.splitlines())  # never wraps a 41-column terminal
+  status.finish("a", 12.0, 0)
+  status.show({"b": (None, 0, 0.0)})
+  rest = err.getvalue()[len(first):]
+  assert rest.startswith("\x1b[2F\x1b[J" + "a: done in 12 s\n")
+  assert rest.count("\x1b[") == 2 and rest.endswith("b: starting\n")  # cleared once
+  before = len(err.getvalue())
+  status.show({"b": (step, 0, 0.0)})  # the one line drawn last is replaced
+  assert err.getvalue()[before:].startswith("\x1b[1F\x1b[J[")
