@@ -111,9 +111,10 @@ class Status:
       self._clear()
     sys.stderr.write(text + "\n")
 
-  def finish(self, name, seconds, expected_s):
+  def finish(self, name, seconds, expected_s, returncode=0):
     self.done_s += expected_s
-    self.message(f"{name}: done in {seconds:.0f} s")
+    self.message(f"{name}: done in {seconds:.0f} s" if returncode == 0 else
+                 f"{name}: failed (exit {returncode}) after {seconds:.0f} s")
 
 
 class Job:
@@ -126,7 +127,7 @@ class Job:
     self.log_path = os.path.join(workdir, "log.txt")
     self.proc = self.started = None
 
-  def start(self, jobs):
+  def start(self, parallel):
     cmd = [sys.executable, "-m", self.program, f"--flagfile={self.flagfile}",
            f"--workdir={self.workdir}",
            f"--export_dir={os.path.join(self.workdir, 'saved_model')}", *FLAGS.extra_flags]
@@ -134,7 +135,7 @@ class Job:
     env = dict(os.environ)
     if not os.environ.get("LAMP_TF_VERBOSE"):
       env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if jobs > 1:  # a TF process takes all GPU memory unless told to grow
+    if parallel > 1:  # a TF process takes all GPU memory unless told to grow
       env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     self.started = time.monotonic()
     with open(self.log_path, "a") as log:
@@ -159,7 +160,8 @@ def run_jobs(jobs, parallel, status, poll_s=1.0):
       running.append(job)
     for job in [j for j in running if j.proc.poll() is not None]:
       running.remove(job)
-      status.finish(job.name, time.monotonic() - job.started, job.expected_s)
+      status.finish(job.name, time.monotonic() - job.started, job.expected_s,
+                    job.proc.returncode)
       if job.proc.returncode != 0:
         failed.append(job)
     if running:

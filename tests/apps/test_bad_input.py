@@ -178,6 +178,7 @@ REPRODUCE = [
     (["--preset=everything"], ["--preset", "<quick|paper>"]),
     (["--methods=R-EWC,nope"], ["--methods", "nope", "registered"]),
     (["--flags_dir={tmp}/noflags"], ["noflags", "is missing", "--flags_dir"]),
+    (["--jobs=0"], ["--jobs=0", "positive integer"]),
     (["--workdir={tmp}/busy"], ["--workdir={tmp}/busy", "is in use by process 4242"], "busy"),
 ]
 

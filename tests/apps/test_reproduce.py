@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -11,6 +12,7 @@ from tests.conftest import REPO_ROOT
 
 DRIVER = """
 import sys
+import time
 from absl import app
 from lamp_tf.apps import registry, reproduce
 registry.EXPERIMENTS = (registry.Experiment("Fake method", "tests.apps.fake_program",
@@ -92,9 +94,9 @@ def _fake_jobs(tmp_path, polls_and_codes, started):
       super().__init__("fake_program", f"{name}.cfg", str(tmp_path / name), 10)
       self.polls, self.code = polls, code
 
-    def start(self, jobs):
+    def start(self, parallel):
       started.append(self.name)
-      self.started, self.proc = 0.0, _FakeProc(self.polls, self.code)
+      self.started, self.proc = time.monotonic(), _FakeProc(self.polls, self.code)
 
   return [FakeJob(name, p, c) for name, (p, c) in polls_and_codes.items()]
 
@@ -117,8 +119,11 @@ def test_after_a_failed_job_the_running_ones_finish_and_no_other_starts(tmp_path
   from lamp_tf.apps import reproduce
   started = []
   jobs = _fake_jobs(tmp_path, {"a": (0, 3), "b": (2, 0), "c": (1, 0)}, started)
+  status, lines = reproduce.Status(30), []
+  status.message = lines.append
   with pytest.raises(RuntimeError) as e:
-    reproduce.run_jobs(jobs, 2, reproduce.Status(30), poll_s=0)
+    reproduce.run_jobs(jobs, 2, status, poll_s=0)
+  assert "a: failed (exit 3) after 0 s" in lines and "b: done in 0 s" in lines
   assert started == ["a", "b"] and jobs[1].proc.returncode == 0  # b ran to its end
   message = str(e.value)
   assert "a.cfg failed (exit 3)" in message and str(tmp_path / "a" / "log.txt") in message
