@@ -10,6 +10,19 @@ seed; the resolution is a parameter.
 
 Coordinates: x to the right, y up, z into the room; metres. Depth is the z-buffer depth along
 the camera's viewing axis (what RGB-D sensors report), not the ray length.
+
+Two versions of the scenes (the same rooms, furniture and cameras for a seed; `version`):
+
+| class | relief in version 1 | relief in version 2 |
+|---|---|---|
+| window | none: a rectangle painted on the wall | an opening: the glass 0.12-0.30 m behind the wall plane, its reveals (the opening's sides, labelled window) between |
+| picture | none: a rectangle painted on the wall | a frame standing 0.02-0.05 m off the wall |
+| tv | a box 0.01-0.07 m off the back wall, or on a cabinet | the same |
+| every other class | boxes (furniture, objects, books) or the room's planes | the same |
+
+Version 1 is what every result before 2026-12-07 was made with; in version 2 windows and
+pictures have a depth signature, as in rendered 3D rooms (SceneNet RGB-D, the paper's data,
+where windows and pictures are found from depth).
 """
 
 import dataclasses
@@ -20,6 +33,7 @@ CLASSES = ("bed", "books", "ceiling", "chair", "floor", "furniture", "objects", 
            "sofa", "table", "tv", "wall", "window")
 VOID = len(CLASSES)  # 13: unlabelled, ignored by losses and scores
 C = {name: i for i, name in enumerate(CLASSES)}
+VERSIONS = (1, 2)
 
 
 @dataclasses.dataclass
@@ -60,10 +74,13 @@ PALETTE = {
 class SceneBuilder:
   """Random room layouts, deterministic in the seed."""
 
-  def __init__(self, rng):
-    self.rng = rng
+  def __init__(self, rng, version=1):
+    if version not in VERSIONS:
+      raise ValueError(f"scenes version {version!r}: choose one of {VERSIONS}.")
+    self.rng, self.version = rng, version
     self.boxes = []
     self.decals = []  # (wall index, u0, v0, u1, v1, label, color, texture) on walls
+    self.recesses = []  # (wall index, u0, v0, u1, v1, depth): window openings (version 2)
     self.occupied = []  # floor footprints (x0, z0, x1, z1)
 
   def pick(self, name):
@@ -236,7 +253,25 @@ class SceneBuilder:
                          np.deg2rad(rng.uniform(55, 70)))
     self.lamp = np.array([rng.uniform(1, rw - 1), rh - 0.1, rng.uniform(1, rd - 1)])
     self.light = (rng.uniform(0.25, 0.4), rng.uniform(0.6, 1.0))  # ambient, lamp strength
+    if self.version == 2:  # drawn after everything else: version 1's scene, plus relief
+      self.add_relief(np.random.default_rng(rng.integers(2 ** 32)))
     return self
+
+  def add_relief(self, rng):
+    """Version 2: window openings set into the walls and picture frames standing off them."""
+    rw, _, rd = self.size
+    flat = []
+    for decal in self.decals:
+      wall, u0, v0, u1, v1, label, color, texture = decal
+      if label == C["window"]:
+        self.recesses.append((wall, u0, v0, u1, v1, rng.uniform(0.12, 0.30)))
+        flat.append(decal)  # the glass, drawn at the back of the opening
+        continue
+      t = rng.uniform(0.02, 0.05)  # a picture: a frame off the wall
+      lo, hi = {0: ((u0, v0, rd - t), (u1, v1, rd)), 1: ((0, v0, u0), (t, v1, u1)),
+                2: ((rw - t, v0, u0), (rw, v1, u1)), 3: ((u0, v0, 0), (u1, v1, t))}[wall]
+      self.add(lo, hi, label, color, texture)
+    self.decals = flat
 
 
 def _rays(camera, height, width):
@@ -317,6 +352,30 @@ def render(scene, height=64, width=64):
     texture[inside] = _texture(tex, hit[inside], 8.0)
     if label == C["window"]:
       emissive[inside] = 0.6
+  # Window openings (version 2): rays through an opening go on to the first face of the hole
+  # box behind the wall plane: the glass at its back, or a reveal at its sides.
+  for wall, u0, v0, u1, v1, deep in getattr(scene, "recesses", ()):
+    inside = (wall_id == wall) & (along >= u0) & (along <= u1) & (hit[:, 1] >= v0) & (
+        hit[:, 1] <= v1)
+    idx = np.flatnonzero(inside)
+    if not len(idx):
+      continue
+    lo, hi = {0: ((u0, v0, rd), (u1, v1, rd + deep)), 3: ((u0, v0, -deep), (u1, v1, 0)),
+              1: ((-deep, v0, u0), (0, v1, u1)), 2: ((rw, v0, u0), (rw + deep, v1, u1))}[wall]
+    d = dirs[idx]
+    inv = 1.0 / np.where(np.abs(d) < 1e-12, 1e-12, d)
+    far = np.maximum((np.asarray(lo)[None] - origin[None]) * inv,
+                     (np.asarray(hi)[None] - origin[None]) * inv)
+    exit_axis = far.argmin(axis=1)
+    t[idx] = far[np.arange(len(idx)), exit_axis]
+    hit[idx] = origin[None] + t[idx, None] * d
+    normal[idx] = 0.0
+    normal[idx, exit_axis] = -np.sign(d[np.arange(len(idx)), exit_axis])
+    glass = exit_axis == (2 if wall in (0, 3) else 0)
+    labels[idx] = C["window"]
+    colors[idx[~glass]] = (0.92, 0.92, 0.9)  # the reveals: a light frame
+    texture[idx[~glass]] = 1.0
+    emissive[idx[~glass]] = 0.0
   # Furniture.
   if scene.boxes:
     lo = np.stack([b.lo for b in scene.boxes])
@@ -352,10 +411,11 @@ def render(scene, height=64, width=64):
           labels.astype(np.uint8).reshape(height, width))
 
 
-def make_scene(seed):
-  """The scene of `seed` (room, furniture, camera, lights)."""
-  return SceneBuilder(np.random.default_rng(seed)).build()
+def make_scene(seed, version=1):
+  """The scene of `seed` (room, furniture, camera, lights), of scenes `version` (see the
+  module docstring)."""
+  return SceneBuilder(np.random.default_rng(seed), version).build()
 
 
-def render_seed(seed, resolution=64):
-  return render(make_scene(seed), resolution, resolution)
+def render_seed(seed, resolution=64, version=1):
+  return render(make_scene(seed, version), resolution, resolution)

@@ -2,8 +2,9 @@
 
 `ProceduralScenes` renders scene seeds [0, num_train) for 'train' and [10^6, 10^6 + num_test)
 for 'test' (disjoint), each example holding the RGB image, metric depth, the 13-class
-segmentation (13 = void) and the seed. Configs are named by resolution and counts, e.g.
-'64px_2000_300'; `load_scenes` builds the config it needs and returns arrays.
+segmentation (13 = void) and the seed. Configs are named by resolution, counts and scenes version, e.g.
+'64px_2000_300' (version 1) or '64px_2000_300_v2'; `load_scenes` builds the config it needs and
+returns arrays.
 """
 
 import dataclasses
@@ -21,10 +22,14 @@ class SceneConfig(tfds.core.BuilderConfig):
   resolution: int = 64
   num_train: int = 2000
   num_test: int = 300
+  scenes_version: int = 1  # lamp_tf.data.scenes.VERSIONS
 
 
-def config_name(resolution, num_train, num_test):
-  return f"{resolution}px_{num_train}_{num_test}"
+def config_name(resolution, num_train, num_test, scenes_version=1):
+  """'64px_2000_300' (scenes version 1, the names of every earlier build) or
+  '64px_2000_300_v2'."""
+  suffix = "" if scenes_version == 1 else f"_v{scenes_version}"
+  return f"{resolution}px_{num_train}_{num_test}{suffix}"
 
 
 class ProceduralScenes(tfds.core.GeneratorBasedBuilder):
@@ -55,17 +60,18 @@ class ProceduralScenes(tfds.core.GeneratorBasedBuilder):
                                                   TEST_SEED_OFFSET + cfg.num_test))}
 
   def _generate_examples(self, seeds):
-    r = self.builder_config.resolution
+    r, version = self.builder_config.resolution, self.builder_config.scenes_version
     for seed in seeds:
-      rgb, depth, labels = scenes.render_seed(seed, r)
+      rgb, depth, labels = scenes.render_seed(seed, r, version)
       yield int(seed), {"rgb": rgb, "depth": depth, "segmentation": labels, "seed": seed}
 
 
-def load_scenes(resolution=64, num_train=2000, num_test=300, data_dir=None):
+def load_scenes(resolution=64, num_train=2000, num_test=300, data_dir=None, scenes_version=1):
   """{'train': {...}, 'test': {...}} arrays (rgb uint8, depth float32, segmentation uint8,
-  seed int64), building the TFDS data set on first use."""
-  name = config_name(resolution, num_train, num_test)
-  config = SceneConfig(name=name, resolution=resolution, num_train=num_train, num_test=num_test)
+  seed int64) of scenes `scenes_version`, building the TFDS data set on first use."""
+  name = config_name(resolution, num_train, num_test, scenes_version)
+  config = SceneConfig(name=name, resolution=resolution, num_train=num_train, num_test=num_test,
+                       scenes_version=scenes_version)
   builder = sources.prepared(lambda: ProceduralScenes(config=config, data_dir=data_dir))
   out = {}
   for split in ("train", "test"):

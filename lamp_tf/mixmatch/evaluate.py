@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from lamp_tf.data import colours, rgbd
 from lamp_tf.metrics import evaluators, segmentation as seg_metrics
-from lamp_tf.mixmatch import domains
+from lamp_tf.mixmatch import domains, losses
 
 
 def batched(fn, inputs, batch=64):
@@ -101,28 +101,45 @@ class Recolouring(evaluators.Evaluator):
 class EncoderAgreement(evaluators.Evaluator):
   """How close encoder `a`'s encodings of the scenes `inputs` are to encoder `b`'s of the same
   scenes (zero-pair a -> seg relies on both: the decoder was trained on b's). model: a
-  mix-and-match model (`encode(x, modality)`).
-  - "latent_distance": the deepest latent's mean squared distance |z_a - z_b|^2 relative to
-    z_b's variance over the scenes (0: identical; 1: no closer than another scene's z_b);
+  mix-and-match model (`encode(x, modality)`), in its test-time batch norm.
+  - "latent_distance": the deepest latent's mean squared distance |z_a - z_b|^2 over the scenes,
+    divided by z_b's variance across scenes (summed over units). 0: identical; 1: what the
+    constant mean latent of b scores (no information about the scene); 2: what another scene's
+    z_b scores on average. The two reference points are computed beside it on the same latents
+    ("latent_distance_constant": z_b's mean; "latent_distance_other_scene": z_b of the next
+    scene in the set, the last wrapping to the first).
   - "indices_agreement": per encoder block, the fraction of max-pooling indices (which of the
-    2x2 positions won, per channel) that agree (chance: 1/4 for unrelated maps)."""
+    2x2 positions won, per channel) that agree (chance: 1/4 for unrelated maps).
+  - "alignment_raw" / "alignment_relative": the latent alignment loss (unweighted, as
+    `losses.latent_alignment` at the given `levels` and `at`) of the two encodings, raw (the
+    reference's) and relative to their variance across each batch's scenes, averaged over the
+    batches' scenes."""
 
-  def __init__(self, inputs, a="depth", b="rgb", batch=64):
+  def __init__(self, inputs, a="depth", b="rgb", batch=64, levels=3, at="pooled"):
     self.inputs, self.a, self.b, self.batch = inputs, a, b, batch
+    self.levels, self.at = levels, at
 
   def __call__(self, model):
     inputs, a, b, batch = self.inputs, self.a, self.b, self.batch
     n = len(inputs[a])
-    dist, s1, s2, agree = 0.0, 0.0, 0.0, None
+    z_a, z_b, agree, align = [], [], None, {"raw": 0.0, "relative": 0.0}
     for i in range(0, n, batch):
-      z_a, side_a = model.encode(tf.constant(inputs[a][i:i + batch]), a)
-      z_b, side_b = model.encode(tf.constant(inputs[b][i:i + batch]), b)
-      z_a, z_b = np.asarray(z_a, np.float64), np.asarray(z_b, np.float64)
-      dist += float(np.sum((z_a - z_b) ** 2))
-      s1, s2 = s1 + z_b.sum(axis=0), s2 + (z_b ** 2).sum(axis=0)
-      m = len(z_b)
+      za, side_a = model.encode(tf.constant(inputs[a][i:i + batch]), a)
+      zb, side_b = model.encode(tf.constant(inputs[b][i:i + batch]), b)
+      z_a.append(np.asarray(za, np.float64))
+      z_b.append(np.asarray(zb, np.float64))
+      m = len(z_b[-1])
       level = [m * float(tf.reduce_mean(tf.cast(tf.equal(x["indices"], y["indices"]),
                                                 tf.float32))) for x, y in zip(side_a, side_b)]
       agree = level if agree is None else [p + q for p, q in zip(agree, level)]
-    variance = float(np.sum(s2 / n - (s1 / n) ** 2))
-    return {"latent_distance": dist / n / variance, "indices_agreement": [x / n for x in agree]}
+      for scale in align:  # the loss of a batch, as the objective takes it, times its size
+        align[scale] += m * float(losses.latent_alignment(side_a, side_b, self.levels, m,
+                                                          self.at, scale))
+    z_a, z_b = np.concatenate(z_a), np.concatenate(z_b)
+    variance = float(np.sum(z_b.var(axis=0)))
+    distance = lambda x, y: float(np.mean(np.sum((x - y) ** 2, axis=(1, 2, 3)))) / variance
+    return {"latent_distance": distance(z_a, z_b),
+            "latent_distance_constant": distance(z_b.mean(axis=0, keepdims=True), z_b),
+            "latent_distance_other_scene": distance(np.roll(z_b, 1, axis=0), z_b),
+            "indices_agreement": [x / n for x in agree],
+            **{f"alignment_{k}": v / n for k, v in align.items()}}

@@ -29,13 +29,22 @@ from absl import logging
 from lamp_tf.data import colours, preprocess, rgbd, scenes, scenes_tfds, sources
 from lamp_tf.metrics import evaluators, features as features_lib
 from lamp_tf.mixmatch import (baselines, domains as domains_lib, evaluate, losses,
-                              model as mm_model, train)
+                              model as mm_model, report as tables, trace as trace_lib, train)
 from lamp_tf.nets import segnet
 from lamp_tf.runtime import export, figures, flags as runtime_flags, results, settings
 from lamp_tf.runtime.settings import setting
 
 PROGRAM = "lamp-tf-mixmatch"
 BASELINES = ("pix2pix", "pix2pix_l1", "cyclegan")
+
+
+# The settings an intervention may change: those of the mix-and-match model's training (not the
+# data, the baselines or the evaluation).
+INTERVENABLE = ("steps", "warm_start", "widths", "lr", "seg_weight", "depth_weight",
+                "auto_weight", "rgb_weight", "rgb_recon_weight", "latent_weight",
+                "disc_weight", "latent_levels", "align_at", "align_scale", "max_feature",
+                "latent_noise", "rgb_adversarial", "disc_width", "rgb_loss", "seg_ce",
+                "depth_loss", "rgb_side_info")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +55,11 @@ class ExperimentConfig:
       64, "Scene resolution in pixels; divisible by 2^(number of --widths).", lower=16, upper=512)
   num_scenes: int = setting(2000, "Training scenes (half RGB-seg, half RGB-depth).", lower=4)
   num_test_scenes: int = setting(300, "Held-out test scenes.", lower=1)
+  scenes_version: int = setting(
+      1, "Procedural scenes version: 1 = windows and pictures painted on the walls (every "
+      "result before 2026-12-07), 2 = windows set into the walls and picture frames off them "
+      "(the class relief table: lamp_tf/data/scenes.py).", lower=min(scenes.VERSIONS),
+      upper=max(scenes.VERSIONS))
   widths: tuple = setting(
       (32, 64, 128, 128), "Encoder block widths (one 2x2 pool each; the latent is resolution / "
       "2^len(widths) pixels wide).", item=int, lower=1, nonempty=True)
@@ -56,6 +70,13 @@ class ExperimentConfig:
       "indices", "The variant of the main table, the ablation and the export.",
       choices=segnet.SIDE_INFO)
   steps: int = setting(3000, "Training steps of each mix-and-match model.", lower=1)
+  warm_start: float = setting(
+      1 / 3, "Fraction of --steps that first train the networks on the paired translations "
+      "alone (RGB <-> segmentation, RGB <-> depth, pix2pix-style); the mix-and-match objective "
+      "then starts from them with a fresh discriminator and optimisers, as the reference "
+      "restores its generators from a trained pix2pix model (default on, as the reference; "
+      "its length, a third, is the project's choice). 0: no warm start.", lower=0.0,
+      upper=0.9)
   baseline_steps: int = setting(3000, "Training steps of each baseline.", lower=1)
   baselines: tuple = setting(
       BASELINES, "Baselines: pix2pix (U-Net cascade with the PatchGAN, the paper's), pix2pix_l1 "
@@ -76,6 +97,15 @@ class ExperimentConfig:
       10.0, "Weight of the RGB discriminator's loss (reference 10).", lower=0.0)
   latent_levels: int = setting(
       3, "Deepest pooled outputs aligned (reference 3: pool3, pool4, pool5).", lower=1)
+  align_at: str = setting(
+      "pooled", "Maps the latent alignment compares: pooled = the deepest --latent_levels pooled "
+      "outputs (reference); features = every block's pre-pool feature maps, whose 2x2 argmax "
+      "are the pooling indices.", choices=losses.ALIGN_AT)
+  align_scale: str = setting(
+      "raw", "Latent alignment: raw mean squared difference (reference); normalized: each "
+      "channel standardised over the batch and positions first; relative: divided by the two "
+      "maps' variance across the batch's scenes (raw maps can shrink or turn scene-independent "
+      "instead of aligning).", choices=losses.ALIGN_SCALE)
   max_feature: bool = setting(True, "The reference's max-feature term on the deepest latent.")
   latent_noise: float = setting(
       0.5, "Std s of |N(0, s)| added to the RGB latent on the RGB -> segmentation and RGB -> depth "
@@ -102,6 +132,11 @@ class ExperimentConfig:
       "others.", choices=mm_model.RGB_SIDE_INFO)
   seeds: tuple = setting((0,), "Seeds (tables: mean ± std).", item=int, lower=0, distinct=True,
                          nonempty=True)
+  interventions: tuple = setting(
+      (), "Interventions trained beside the model of the flags (--main_side_info, every seed), "
+      "each a set of flag changes joined by '+', e.g. align_scale=relative+latent_weight=100 "
+      "(only settings of the mix-and-match training: " + ", ".join(INTERVENABLE) + ").",
+      distinct=True)
   ablation: bool = setting(
       False, "Also train the steps from the project's earlier objective to the reference's, one "
       "change at a time (--main_side_info).")
@@ -139,6 +174,34 @@ class Variant:
   weights: train.Weights
   test_bn: str
   rgb_side_info: str
+  warm_start_steps: int = 0
+
+
+def intervention_config(cfg, intervention):
+  """`cfg` with the changes of one intervention ('name=value+name=value', INTERVENABLE names,
+  values as on the command line); a ValueError naming --interventions otherwise."""
+  fields = {f.name: f for f in dataclasses.fields(cfg)}
+  changes = {}
+  for change in intervention.split("+"):
+    name, eq, value = change.partition("=")
+    name, value = name.strip(), value.strip()
+    if not eq or name not in INTERVENABLE:
+      raise ValueError(f"--interventions={intervention}: {change!r} is not name=value with a "
+                       f"name among {', '.join(INTERVENABLE)}.")
+    default = fields[name].default
+    try:
+      if isinstance(default, bool):
+        if value.lower() not in ("true", "false", "1", "0"):
+          raise ValueError
+        changes[name] = value.lower() in ("true", "1")
+      elif isinstance(default, tuple):
+        changes[name] = tuple(fields[name].metadata["item"](v) for v in value.split(":"))
+      else:
+        changes[name] = type(default)(value)
+    except ValueError:
+      raise ValueError(f"--interventions={intervention}: {value!r} is not a valid value of "
+                       f"--{name} (list items are joined by ':').") from None
+  return settings.check(dataclasses.replace(cfg, **changes))
 
 
 def reference_variant(cfg):
@@ -146,10 +209,11 @@ def reference_variant(cfg):
   return Variant("flags", train.Weights(
       seg=cfg.seg_weight, depth=cfg.depth_weight, auto=cfg.auto_weight,
       rgb=cfg.rgb_weight, rgb_recon=cfg.rgb_recon_weight, latent=cfg.latent_weight,
-      disc=cfg.disc_weight, latent_levels=cfg.latent_levels, max_feature=cfg.max_feature,
+      disc=cfg.disc_weight, latent_levels=cfg.latent_levels, align_at=cfg.align_at,
+      align_scale=cfg.align_scale, max_feature=cfg.max_feature,
       latent_noise=cfg.latent_noise, rgb_adversarial=cfg.rgb_adversarial,
       rgb_loss=cfg.rgb_loss, seg_ce=cfg.seg_ce, depth_loss=cfg.depth_loss),
-      cfg.test_bn, cfg.rgb_side_info)
+      cfg.test_bn, cfg.rgb_side_info, round(cfg.warm_start * cfg.steps))
 
 
 PROJECT = train.Weights(seg=1, depth=1, auto=1, rgb=1, rgb_recon=1, latent=0.1, latent_levels=1,
@@ -157,51 +221,101 @@ PROJECT = train.Weights(seg=1, depth=1, auto=1, rgb=1, rgb_recon=1, latent=0.1, 
                         rgb_loss="l1", seg_ce="image")
 
 
-def ablation_steps():
+def ablation_steps(steps=None):
   """From the project's earlier objective to the reference's, one change at a time (each step
-  keeps the changes before it); the last step is the reference."""
+  keeps the changes before it); the last step is the reference, whose warm start takes the
+  default fraction of `steps` (the default config's steps when None)."""
   w = PROJECT
-  steps = [Variant("0 project (earlier)", w, "moving", "same"),
-           Variant("1 + batch statistics at test", w, "batch", "same")]
+  out = [Variant("0 project (earlier)", w, "moving", "same"),
+         Variant("1 + batch statistics at test", w, "batch", "same")]
   w = dataclasses.replace(w, seg=100, depth=10, auto=10, rgb=10, rgb_recon=10, latent=10,
                           rgb_loss="l2", seg_ce="pixel")
-  steps.append(Variant("2 + reference loss weights", w, "batch", "same"))
+  out.append(Variant("2 + reference loss weights", w, "batch", "same"))
   w = dataclasses.replace(w, latent_levels=3, max_feature=True)
-  steps.append(Variant("3 + alignment at 3 levels + max-feature", w, "batch", "same"))
+  out.append(Variant("3 + alignment at 3 levels + max-feature", w, "batch", "same"))
   w = dataclasses.replace(w, latent_noise=0.5)
-  steps.append(Variant("4 + |N(0, 0.5)| noise on RGB paths", w, "batch", "same"))
-  steps.append(Variant("5 + RGB decoder without side information", w, "batch", "none"))
+  out.append(Variant("4 + |N(0, 0.5)| noise on RGB paths", w, "batch", "same"))
+  out.append(Variant("5 + RGB decoder without side information", w, "batch", "none"))
   w = dataclasses.replace(w, rgb_adversarial=True)
-  steps.append(Variant("6 + LSGAN on RGB outputs (reference)", w, "batch", "none"))
-  return steps
+  out.append(Variant("6 + LSGAN on RGB outputs", w, "batch", "none"))
+  default = ExperimentConfig()
+  warm = round(default.warm_start * (default.steps if steps is None else steps))
+  out.append(Variant("7 + warm start on the paired translations (reference)", w, "batch",
+                     "none", warm))
+  return out
 
 
 def trains_like(a, b):
   """Whether two variants train the same model (same objective and architecture; the name and
   the test-time batch norm, an evaluation choice, may differ)."""
-  return a.weights == b.weights and a.rgb_side_info == b.rgb_side_info
+  return (a.weights == b.weights and a.rgb_side_info == b.rgb_side_info and
+          a.warm_start_steps == b.warm_start_steps)
 
 
 def train_mixmatch(rt, cfg, pairs, side_info, seed, variant, run_name):
+  """Trains (or resumes, or reuses) one mix-and-match model of `variant`; returns it with its
+  training trace (`model.training_trace`).
+
+  With `variant.warm_start_steps` (the reference's warm start: its training restores every
+  encoder and decoder from a trained pix2pix model, `RGBD/model.py` `train`), the networks first
+  train for that many steps on the paired translations alone (`train.paired_translations`) in
+  `<run>/warm_start`; then the mix-and-match objective starts from those encoders and decoders
+  with a fresh discriminator and fresh optimisers, as the reference's restore of its generator
+  variables only, for the rest of `cfg.steps`."""
   with rt.strategy.scope():
     model = mm_model.MixMatch(cfg.widths, side_info, test_bn=variant.test_bn,
                               rgb_side_info=variant.rgb_side_info).build(cfg.resolution)
+  run_dir = os.path.join(rt.workdir, "runs", run_name)
+  warm = min(variant.warm_start_steps, cfg.steps - 1)
+  main_state = os.path.join(run_dir, "checkpoints")
+  if warm > 0 and tf.train.latest_checkpoint(main_state) is None:
+    warm_dir = os.path.join(run_dir, "warm_start")
+    _train_phase(rt, cfg, model, train.paired_translations(variant.weights), pairs, warm_dir,
+                 f"{run_name}_warm_start", warm, seed, variant)
+  trace = _train_phase(rt, cfg, model, variant.weights, pairs, run_dir, run_name,
+                       cfg.steps - max(warm, 0), seed, variant)
+  model.training_trace = trace.summary()
+  return model
+
+
+def _train_phase(rt, cfg, model, weights, pairs, run_dir, name, steps, seed, variant):
+  """Trains `model` on `weights` for `steps` in `run_dir` (its own discriminator, optimisers,
+  checkpoints and trace); returns the trace."""
   opt = train.adam(rt.strategy, cfg.lr, model.trainable_variables)
   trackables = {**model.trackables, "optimizer": opt}
   disc = d_opt = None
-  if variant.weights.rgb_adversarial:
+  if weights.rgb_adversarial:
     with rt.strategy.scope():
       disc = mm_model.RGBDiscriminator(cfg.critic_width, name="disc_rgb")
       disc(tf.zeros([2, cfg.resolution, cfg.resolution, 3]))
     d_opt = train.adam(rt.strategy, cfg.lr, disc.trainable_variables)
     trackables.update(disc_rgb=disc, d_opt=d_opt)
   # The reference updates the discriminator on odd iterations: steps 0, 2, 4, ... here.
-  step = tuple(train.mixmatch_step(model, opt, variant.weights, cfg.batch_size, disc, d_opt,
+  step = tuple(train.mixmatch_step(model, opt, weights, cfg.batch_size, disc, d_opt,
                                    update_disc=d) for d in ((True, False) if disc else (False,)))
-  run_dir = os.path.join(rt.workdir, "runs", run_name)
-  train.fit(rt, run_dir, run_name, trackables, step if len(step) > 1 else step[0],
-            [pairs.rgb_seg, pairs.rgb_depth], cfg.batch_size, cfg.steps, seed)
-  return model
+  trace = training_trace(rt, cfg, model, variant, pairs, run_dir)
+  train.fit(rt, run_dir, name, trackables, step if len(step) > 1 else step[0],
+            [pairs.rgb_seg, pairs.rgb_depth], cfg.batch_size, steps, seed, writer=trace,
+            actions=trace.actions(steps))
+  trace.probe_at(steps)
+  return trace
+
+
+PROBE_PAIRS = 128  # training (RGB, depth) pairs on which the alignment is probed while training
+
+
+def training_trace(rt, cfg, model, variant, pairs, run_dir):
+  """The run's TrainingTrace: loss terms, and the depth and RGB encoders' agreement on the first
+  PROBE_PAIRS training (RGB, depth) pairs before training and at four points during it."""
+  probe = {"rgb": rgbd.encode_rgb(pairs.rgb_depth["rgb"][:PROBE_PAIRS]).numpy(),
+           "depth": rgbd.encode_depth(pairs.rgb_depth["depth"][:PROBE_PAIRS]).numpy()}
+  agreement = evaluators.make("encoder_agreement", probe, "depth", "rgb", cfg.batch_size,
+                              variant.weights.latent_levels, variant.weights.align_at)
+  trace = trace_lib.TrainingTrace(run_dir, rt.writer(os.path.relpath(run_dir, rt.workdir)),
+                                  lambda: agreement(model), enabled=rt.is_chief)
+  if tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")) is None:
+    trace.probe_at(0)  # a fresh run: the untrained encoders
+  return trace
 
 
 def train_unet(rt, cfg, name, src, dst, arrays, seed, gan):
@@ -243,7 +357,8 @@ def seg_record(cfg, method, side_info, seed, s, **extra):
   """A run's record from its segmentation scores `s` (evaluate.Segmentation)."""
   return {"method": method, "side_info": side_info, "seed": seed, "miou": s["miou"],
           "global_accuracy": s["global_accuracy"], "per_class_iou": s["per_class_iou"],
-          "latent_size": cfg.latent_size, "resolution": cfg.resolution, **extra}
+          "confusion": s["confusion"], "latent_size": cfg.latent_size,
+          "resolution": cfg.resolution, **extra}
 
 
 def evaluate_mixmatch(cfg, model, side_info, seed, test_inputs, labels, depth_m, objective,
@@ -290,6 +405,7 @@ def evaluate_mixmatch(cfg, model, side_info, seed, test_inputs, labels, depth_m,
               "encoder_agreement", train_rgb_depth, "depth", "rgb",
               cfg.batch_size)(model)["latent_distance"]
         recs[0].update(agreement)
+        recs[0].update(getattr(model, "training_trace", {}))
         depth = {"paired_rgb2depth": depth_of(t("rgb", "depth")),
                  "zero_pair_seg2depth": depth_of(t("seg", "depth"))}
         for r in recs:
@@ -403,8 +519,14 @@ def load_pairs(rt, cfg):
   """The rendered scenes split into (RGB, seg) and (RGB, depth) training pairs and the test set."""
   rt.seed(cfg.seeds[0])
   data = scenes_tfds.load_scenes(cfg.resolution, cfg.num_scenes, cfg.num_test_scenes,
-                                 cfg.data_dir)
+                                 cfg.data_dir, cfg.scenes_version)
   return rgbd.split_pairs(data)
+
+
+def _slug(text):
+  """A directory name for an intervention ('align_scale=relative+latent_weight=100' ->
+  'align_scale-relative_latent_weight-100')."""
+  return "".join(c if c.isalnum() or c in "._" else "-" if c in "=:" else "_" for c in text)
 
 
 def _main_run(cfg, seed):
@@ -420,6 +542,11 @@ def validate(cfg):
   variant = reference_variant(cfg)
   mm_model.MixMatch((8,), "indices", test_bn=variant.test_bn,
                     rgb_side_info=variant.rgb_side_info)
+  for intervention in cfg.interventions:
+    changed = intervention_config(cfg, intervention)
+    if changed.resolution % 2 ** len(changed.widths):
+      raise ValueError(f"--interventions={intervention}: --resolution={cfg.resolution} is not "
+                       f"divisible by 2^(number of widths) = {2 ** len(changed.widths)}.")
   return cfg
 
 
@@ -461,6 +588,13 @@ def train_and_evaluate(rt, cfg, workdir, *, export_dir=None, flags=None):
     if cfg.main_side_info not in cfg.side_info:
       main_models[seed] = train_mixmatch(rt, cfg, pairs, cfg.main_side_info, seed, variant,
                                          main_run(seed))
+    for intervention in cfg.interventions:
+      icfg = intervention_config(cfg, intervention)
+      model = train_mixmatch(rt, icfg, pairs, cfg.main_side_info, seed,
+                             dataclasses.replace(reference_variant(icfg), name=intervention),
+                             f"intervention_{_slug(intervention)}_{cfg.main_side_info}_seed{seed}")
+      records += evaluate_mixmatch(icfg, model, cfg.main_side_info, seed, test_inputs, labels,
+                                   depth_m, intervention, train_rgb_depth=train_rgb_depth)
     for name in ("pix2pix", "pix2pix_l1"):
       if name in cfg.baselines:
         gan = name == "pix2pix"
@@ -479,7 +613,7 @@ def train_and_evaluate(rt, cfg, workdir, *, export_dir=None, flags=None):
       if seed == seeds[0]:
         outputs["CycleGAN"] = cyc.d2s(panel_inputs["depth"]).numpy()
     if cfg.ablation:
-      for k, step in enumerate(ablation_steps()):
+      for k, step in enumerate(ablation_steps(cfg.steps)):
         if k == 1:  # the same trained model as step 0, evaluated with batch statistics
           continue
         if trains_like(step, variant):  # e.g. the last step under the default flags
@@ -490,7 +624,8 @@ def train_and_evaluate(rt, cfg, workdir, *, export_dir=None, flags=None):
         for r in evaluate_mixmatch(cfg, model, cfg.main_side_info, seed, test_inputs, labels,
                                    depth_m, step.name, full=False):
           if k == 0:  # step 1 is step 0's model with batch statistics
-            r["objective"] = step.name if r["test_bn"] == "moving" else ablation_steps()[1].name
+            r["objective"] = (step.name if r["test_bn"] == "moving" else
+                              ablation_steps(cfg.steps)[1].name)
           records.append(r)
   main_model = main_models[seeds[0]]
   outputs = {"M&M zero-pair": main_model.translate(panel_inputs["depth"], "depth",
@@ -533,7 +668,7 @@ def train_and_evaluate(rt, cfg, workdir, *, export_dir=None, flags=None):
   results.write_report(workdir, "Mix-and-match networks", report_sections(
       cfg, records, recolour_scores, figs, len(pairs.rgb_seg["seed"]),
       len(pairs.rgb_depth["seed"]), len(labels), seeds), claim_list)
-  zero_pair = _select(records, method="mm_zero_pair", side_info=cfg.main_side_info,
+  zero_pair = tables.select(records, method="mm_zero_pair", side_info=cfg.main_side_info,
                       test_bn=cfg.test_bn, objective="flags", seed=seeds[0])
   if export_dir:
     path = export_mixmatch(rt, cfg, main_model, export_dir, {
@@ -542,29 +677,39 @@ def train_and_evaluate(rt, cfg, workdir, *, export_dir=None, flags=None):
   return records
 
 
+def _cascades(records, main, bn, objective="flags"):
+  """{name: records} of the cascades zero-pair is compared with: the M&M cascade of the models
+  of `objective` and the baseline cascades (present ones only)."""
+  out = {"M&M cascade": tables.select(records, method="mm_cascade", side_info=main, test_bn=bn,
+                                      objective=objective),
+         "pix2pix cascade": tables.select(records, method="pix2pix_cascade"),
+         "pix2pix-style cascade (no GAN)": tables.select(records, method="pix2pix_l1_cascade")}
+  return {k: v for k, v in out.items() if v}
+
+
 def claims(cfg, records, recolour_scores):
   """The talk's claims on mix-and-match (mean over seeds; the main side information and
-  test-time batch norm)."""
+  test-time batch norm); the zero-pair claim also for each intervention's models."""
   main, bn = cfg.main_side_info, cfg.test_bn
   miou = lambda rs: [100 * r["miou"] for r in rs] or None  # per seed
-  zero = miou(_select(records, method="mm_zero_pair", side_info=main, test_bn=bn,
-                      objective="flags"))
-  cascades = {"M&M cascade": miou(_select(records, method="mm_cascade", side_info=main,
-                                          test_bn=bn, objective="flags")),
-              "pix2pix cascade": miou(_select(records, method="pix2pix_cascade")),
-              "pix2pix-style cascade (no GAN)": miou(_select(records,
-                                                             method="pix2pix_l1_cascade"))}
-  cascades = {k: v for k, v in cascades.items() if v is not None}
   out = []
-  seeds = f" ({len(zero)} seed{'s' if len(zero or []) > 1 else ''})" if zero else ""
-  if zero is not None and cascades:
+  zero = None
+  for objective in ("flags",) + tuple(cfg.interventions):
+    z = miou(tables.select(records, method="mm_zero_pair", side_info=main, test_bn=bn,
+                           objective=objective))
+    cascades = {k: miou(v) for k, v in _cascades(records, main, bn, objective).items()}
+    zero = z if objective == "flags" else zero
+    if z is None or not cascades:
+      continue
+    seeds = f" ({len(z)} seed{'s' if len(z) > 1 else ''})"
     out.append(results.claim(
-        "Zero-pair depth → segmentation beats the cascades",
-        f"mean mIoU{seeds}: zero-pair {np.mean(zero):.1f}%, " + ", ".join(
-            f"{k} {np.mean(v):.1f}%{results.spread_note(zero, v)}"
-            for k, v in cascades.items()),
-        all(results.above(zero, v) for v in cascades.values())))
-  sides = {s: miou(_select(records, method="mm_zero_pair", side_info=s, test_bn=bn,
+        "Zero-pair depth → segmentation beats the cascades" +
+        ("" if objective == "flags" else f" (intervention {objective})"),
+        f"mean mIoU{seeds}: zero-pair {np.mean(z):.1f}%, " + ", ".join(
+            f"{k} {np.mean(v):.1f}%{results.spread_note(z, v)}" for k, v in cascades.items()),
+        all(results.above(z, v) for v in cascades.values())))
+  seeds = f" ({len(zero)} seed{'s' if len(zero or []) > 1 else ''})" if zero else ""
+  sides = {s: miou(tables.select(records, method="mm_zero_pair", side_info=s, test_bn=bn,
                            objective="flags")) for s in ("indices", "skip")}
   if None not in sides.values():
     ind, skip = sides["indices"], sides["skip"]
@@ -582,15 +727,6 @@ def claims(cfg, records, recolour_scores):
   return out
 
 
-def _select(records, **conditions):
-  return [r for r in records if all(r.get(k) == v for k, v in conditions.items())]
-
-
-def _cell(records, key, scale=100.0):
-  values = [r[key] for r in records if r.get(key) is not None]
-  return results.mean_std(values, scale) if values else "-"
-
-
 def report_sections(cfg, records, recolour_scores, figs, n_rs, n_rd, n_test, seeds):
   main, bn = cfg.main_side_info, cfg.test_bn
   other = "skip" if main != "skip" else "indices"
@@ -602,50 +738,66 @@ def report_sections(cfg, records, recolour_scores, figs, n_rs, n_rd, n_test, see
            ("mm_zero_pair", main, bn, "flags"), ("mm_multimodal", main, bn, "flags"),
            ("mm_rgb2seg", main, bn, "flags")]
   for method, side, test_bn, objective in order:
-    recs = _select(records, method=method, side_info=side, test_bn=test_bn, objective=objective)
+    recs = tables.select(records, method=method, side_info=side, test_bn=test_bn, objective=objective)
     if not recs:
       continue
     name = MODEL_NAMES[method] + (f" ({side})" if method.startswith("mm_") else "")
     per_class = np.array([[np.nan if v is None else v for v in r["per_class_iou"]]
                           for r in recs], np.float64)
     cls = [f"{100 * np.nanmean(c):.1f}" if np.isfinite(c).any() else "-" for c in per_class.T]
-    rows.append([name, _cell(recs, "miou"), _cell(recs, "global_accuracy")] + cls)
+    rows.append([name, tables.cell(recs, "miou"), tables.cell(recs, "global_accuracy")] + cls)
+  zero = tables.select(records, method="mm_zero_pair", side_info=main, test_bn=bn,
+                       objective="flags")
+  for name, (method, side, test_bn, objective) in (
+      ("zero-pair minus M&M cascade", ("mm_cascade", main, bn, "flags")),
+      ("zero-pair minus 2× pix2pix cascade (PatchGAN)", order[1]),
+      ("zero-pair minus 2× pix2pix-style cascade (no GAN)", order[2])):
+    row = tables.difference_row(name, zero, tables.select(
+        records, method=method, side_info=side, test_bn=test_bn, objective=objective))
+    if row is not None:
+      rows.append(row)
   quantitative = results.markdown_table(["method", "mIoU %", "global %"] + list(scenes.CLASSES),
-                                        rows)
+                                        rows) + (
+      "\n\nThe rows 'zero-pair minus ...' pair the seeds: mIoU points (mean ± std, and the "
+      "seeds where zero-pair is below), then the mean per-class IoU difference in points. Each "
+      "record in results.json also holds its confusion matrix (rows: true class, columns: "
+      "predicted, void pixels left out).")
   ablation = results.markdown_table(
       ["side information", "zero-pair D→S mIoU %", "global %", "M&M cascade mIoU %",
        "R→D RMSE m", "R→D δ<1.25 %", "zero-pair S→D RMSE m"],
-      [[side, _cell(z, "miou"), _cell(z, "global_accuracy"),
-        _cell(_select(records, method="mm_cascade", side_info=side, test_bn=bn,
+      [[side, tables.cell(z, "miou"), tables.cell(z, "global_accuracy"),
+        tables.cell(tables.select(records, method="mm_cascade", side_info=side, test_bn=bn,
                       objective="flags"), "miou"),
-        _cell(z, "depth_paired_rgb2depth_rmse", 1.0),
-        _cell(z, "depth_paired_rgb2depth_delta1"), _cell(z, "depth_zero_pair_seg2depth_rmse",
+        tables.cell(z, "depth_paired_rgb2depth_rmse", 1.0),
+        tables.cell(z, "depth_paired_rgb2depth_delta1"), tables.cell(z, "depth_zero_pair_seg2depth_rmse",
                                                          1.0)]
        for side in cfg.side_info
-       for z in [_select(records, method="mm_zero_pair", side_info=side, test_bn=bn,
+       for z in [tables.select(records, method="mm_zero_pair", side_info=side, test_bn=bn,
                          objective="flags")]])
   swap_rows = []
+  zero_all = [r for r in tables.select(records, method="mm_zero_pair", test_bn=bn,
+                                       objective="flags") if "latent_distance_constant" in r]
   for side in cfg.side_info:
-    sel = lambda m: _select(records, method=m, side_info=side, test_bn=bn, objective="flags")
+    sel = lambda m: tables.select(records, method=m, side_info=side, test_bn=bn, objective="flags")
     zero = [r for r in sel("mm_zero_pair") if "latent_distance" in r]
     if zero:
       agreement = np.mean([r["indices_agreement"] for r in zero], axis=0)
-      swap_rows.append([side, _cell(zero, "miou"), _cell(sel("mm_depth_latent_rgb_side"), "miou"),
-                        _cell(sel("mm_rgb_latent_depth_side"), "miou"),
-                        _cell(sel("mm_rgb2seg"), "miou"), _cell(zero, "latent_distance", 1.0),
-                        _cell(zero, "latent_distance_train", 1.0),
+      swap_rows.append([side, tables.cell(zero, "miou"), tables.cell(sel("mm_depth_latent_rgb_side"), "miou"),
+                        tables.cell(sel("mm_rgb_latent_depth_side"), "miou"),
+                        tables.cell(sel("mm_rgb2seg"), "miou"), tables.cell(zero, "latent_distance", 1.0),
+                        tables.cell(zero, "latent_distance_train", 1.0),
                         " / ".join(f"{100 * a:.0f}" for a in agreement)])
   bn_rows = []
   for method in ("mm_zero_pair", "mm_cascade", "mm_multimodal", "mm_rgb2seg"):
     for side in cfg.side_info:
-      cells = [_cell(_select(records, method=method, side_info=side, test_bn=m,
+      cells = [tables.cell(tables.select(records, method=method, side_info=side, test_bn=m,
                              objective="flags"), "miou") for m in ("batch", "moving")]
       if cells != ["-", "-"]:
         bn_rows.append([MODEL_NAMES[method], side] + cells)
   test_bn_table = results.markdown_table(
       ["method", "side information", "mIoU % batch statistics", "mIoU % moving averages"],
       bn_rows)
-  pix = _select(records, method="pix2pix_cascade")
+  pix = tables.select(records, method="pix2pix_cascade")
   sections = [
       ("Setup", f"Procedural scenes at {cfg.resolution}x{cfg.resolution}: {n_rs} "
                 f"(RGB, segmentation) training scenes and {n_rd} (RGB, depth) training scenes, "
@@ -678,26 +830,38 @@ def report_sections(cfg, records, recolour_scores, figs, n_rs, n_rd, n_test, see
         "\n\nOne trained model per row and seed; the segmentation decoder gets the latent of one "
         "encoder and the side information (pooling indices, skip features) of the other, for "
         "the same test scenes. Latent distance: mean |z_depth − z_RGB|² over the RGB latents' "
-        "variance across scenes (0: aligned; 1: no closer than another scene), on the "
+        "variance across scenes: 0 identical, 1 what the constant mean RGB latent scores (no "
+        "information about the scene), 2 what another scene's RGB latent scores (computed on "
+        "the same latents: constant " + " / ".join(
+            tables.cell([r for r in zero_all if side in r["side_info"]],
+                        "latent_distance_constant", 1.0) for side in cfg.side_info) +
+        ", another scene " + " / ".join(
+            tables.cell([r for r in zero_all if side in r["side_info"]],
+                        "latent_distance_other_scene", 1.0) for side in cfg.side_info) +
+        ", per side information as in the rows); on the "
         "held-out scenes and on the (RGB, depth) training pairs the alignment loss saw. Indices "
         "agreement: the share of 2x2 max-pooling winners on which the two encoders agree, per "
         "block from the first (chance about 25 %)."))
+  sections += tables.alignment_sections(records, cfg.side_info, bn)
+  if cfg.interventions:
+    sections.append(tables.interventions_section(
+        records, cfg.interventions, main, bn, _cascades(records, main, bn)))
   sections.append(
       ("Batch norm at test: the same trained models, both ways (mIoU %)", test_bn_table))
   if cfg.ablation:
-    steps = ablation_steps()
+    steps = ablation_steps(cfg.steps)
     abl_rows = []
     for k, step in enumerate(steps):
       bn_k = step.test_bn
-      z = _select(records, method="mm_zero_pair", objective=step.name, test_bn=bn_k)
-      c = _select(records, method="mm_cascade", objective=step.name, test_bn=bn_k)
-      abl_rows.append([step.name, _cell(z, "miou"), _cell(z, "global_accuracy"),
-                       _cell(c, "miou")])
+      z = tables.select(records, method="mm_zero_pair", objective=step.name, test_bn=bn_k)
+      c = tables.select(records, method="mm_cascade", objective=step.name, test_bn=bn_k)
+      abl_rows.append([step.name, tables.cell(z, "miou"), tables.cell(z, "global_accuracy"),
+                       tables.cell(c, "miou")])
     sections.append((f"From the project's earlier objective to the reference's, one change at a "
                      f"time ({main}; mIoU %)", results.markdown_table(
                          ["step", "zero-pair D→S mIoU", "global", "M&M cascade mIoU"],
                          abl_rows) + (f"\n\nFor comparison, the pix2pix cascade: "
-                                      f"{_cell(pix, 'miou')} mIoU." if pix else "")))
+                                      f"{tables.cell(pix, 'miou')} mIoU." if pix else "")))
   if recolour_scores is not None:
     s = recolour_scores
     sections.append(("Many-to-many recolouring", results.markdown_table(

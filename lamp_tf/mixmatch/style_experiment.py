@@ -201,7 +201,8 @@ def target_fid(outputs, test, train_images, classifier, groups):
 def latent_distances(model, test, batch=100):
   """[N, N] distance between domain a's and domain b's encodings of the same test scenes (a
   paired test set): mean |z_a - z_b|^2 over z_b's total variance across scenes (0: aligned, as
-  zero-pair translation needs; 1: no closer than another scene's encoding)."""
+  zero-pair translation needs; 1: what a constant encoding, z_b's mean, scores; 2: what another
+  scene's encoding scores)."""
   z = [np.concatenate([model.encoders(tf.constant(domains.to_model(x[i:i + batch])),
                                       domain=d).numpy() for i in range(0, len(x), batch)])
        .reshape(len(x), -1).astype(np.float64) for d, x in enumerate(test)]
@@ -371,7 +372,8 @@ def alignment_section(mixmatch):
   return (results.markdown_table(["domain pairs", "latent distance"], rows) +
           "\n\nLatent distance: mean |z_a - z_b|² between two domains' encodings of the same "
           "test scene over z_b's total variance across scenes (0: the encoders agree, as "
-          "zero-pair translation needs; 1: no closer than another scene's encoding). The "
+          "zero-pair translation needs; 1: what a constant encoding, z_b's mean, scores; 2: what "
+          "another scene's encoding scores). The "
           "latent consistency loss only ties each domain to the anchor's latents.")
 
 

@@ -39,9 +39,12 @@ class Weights:
   latent: float = 10.0  # latent alignment and max-feature terms (feat_w)
   disc: float = 10.0  # discriminator loss (imag_w)
   latent_levels: int = 3  # deepest pooled outputs aligned (pool3, pool4, pool5)
+  align_at: str = "pooled"  # the reference; 'features': every block's pre-pool maps
+  align_scale: str = "raw"  # the reference; 'normalized': channels standardised first
   max_feature: bool = True
   latent_noise: float = 0.5  # std of |N(0, s)| on the RGB latent of RGB->seg and RGB->depth
   rgb_adversarial: bool = True
+  rgb_auto: bool = True  # RGB -> RGB (both batches) among the RGB outputs
   rgb_loss: str = "l2"
   seg_ce: str = "pixel"
   depth_loss: str = "l1"
@@ -53,10 +56,19 @@ class Weights:
     if self.latent_levels < 1:
       raise ValueError(f"--latent_levels={self.latent_levels}: must be >= 1.")
     for name, allowed in (("rgb_loss", losses.RGB_LOSSES), ("seg_ce", losses.SEG_CE),
-                          ("depth_loss", losses.DEPTH_LOSSES)):
+                          ("depth_loss", losses.DEPTH_LOSSES), ("align_at", losses.ALIGN_AT),
+                          ("align_scale", losses.ALIGN_SCALE)):
       if getattr(self, name) not in allowed:
         raise ValueError(f"--{name}={getattr(self, name)!r}: choose one of "
                          f"{', '.join(allowed)}.")
+
+
+def paired_translations(weights):
+  """The objective of the warm start: the paired translations alone (RGB -> segmentation,
+  RGB -> depth, segmentation -> RGB, depth -> RGB with their weights, LSGAN and noise), as
+  separate pix2pix-style translators sharing the mix-and-match networks: no autoencoders, no
+  RGB -> RGB and no latent alignment or max-feature term."""
+  return dataclasses.replace(weights, auto=0.0, latent=0.0, max_feature=False, rgb_auto=False)
 
 
 def encode_batch(batch):
@@ -122,7 +134,7 @@ def mixmatch_step(model, optimizer, weights, global_batch, disc=None, d_opt=None
   def mean(per_example):
     return tf.reduce_sum(per_example) / global_batch
 
-  rgb_names = ("seg2rgb", "depth2rgb", "rgb2rgb_1", "rgb2rgb_2")
+  rgb_names = ("seg2rgb", "depth2rgb") + (("rgb2rgb_1", "rgb2rgb_2") if w.rgb_auto else ())
 
   def disc_update(outputs):
     """The discriminator's update on this step's RGB outputs (the generators are not changed
@@ -144,8 +156,11 @@ def mixmatch_step(model, optimizer, weights, global_batch, disc=None, d_opt=None
         out["d_loss"] = disc_update(outputs)
       terms = {}
       terms["rgb2seg"] = w.seg * seg_loss(outputs["rgb2seg"][1], outputs["rgb2seg"][2])
-      terms["seg2seg"] = w.auto * seg_loss(outputs["seg2seg"][1], outputs["seg2seg"][2])
+      if w.auto:
+        terms["seg2seg"] = w.auto * seg_loss(outputs["seg2seg"][1], outputs["seg2seg"][2])
       for name, weight in (("rgb2depth", w.depth), ("depth2depth", w.auto)):
+        if not weight:
+          continue
         _, pred, batch = outputs[name]
         terms[name] = weight * mean(losses.reconstruction("depth", pred, batch["depth"],
                                                           w.depth_loss))
@@ -155,9 +170,9 @@ def mixmatch_step(model, optimizer, weights, global_batch, disc=None, d_opt=None
       if adversarial:
         terms["rgb_adv"] = w.rgb * tf.add_n([mean(losses.lsgan_generator(disc(outputs[n][1])))
                                              for n in rgb_names])
-      for a, b in (("rgb1", "seg"), ("rgb2", "depth")):
+      for a, b in (("rgb1", "seg"), ("rgb2", "depth")) if w.latent else ():
         terms[f"latent_{b}"] = w.latent * losses.latent_alignment(
-            side[a], side[b], w.latent_levels, global_batch)
+            side[a], side[b], w.latent_levels, global_batch, w.align_at, w.align_scale)
         if w.max_feature:
           terms[f"max_feature_{b}"] = w.latent * losses.max_feature_map(
               side[a][-1]["pooled"], side[b][-1]["pooled"], global_batch)
@@ -169,9 +184,12 @@ def mixmatch_step(model, optimizer, weights, global_batch, disc=None, d_opt=None
   return step
 
 
-def fit(rt, run_dir, name, trackables, replica_step, arrays_list, batch_size, steps, seed):
+def fit(rt, run_dir, name, trackables, replica_step, arrays_list, batch_size, steps, seed,
+        writer=None, actions=()):
   """Trains (or resumes) `replica_step` on batches of each arrays dict; returns the state.
-  A tuple of replica steps alternates by global step (step s runs `replica_step[s % n]`)."""
+  A tuple of replica steps alternates by global step (step s runs `replica_step[s % n]`).
+  `writer` (default: the run's TensorBoard writer) gets the step values; `actions` are the
+  loop's periodic (every_steps, fn(step)) actions."""
   state = rt.train_state(os.path.relpath(run_dir, rt.workdir), seed, **trackables)
   state.restore()
   iters = [iter(pipeline.distribute_batches(rt.strategy, arrays, batch_size, seed + 7919 * i,
@@ -191,8 +209,8 @@ def fit(rt, run_dir, name, trackables, replica_step, arrays_list, batch_size, st
   else:
     step_fn = lambda batch, seed: step_fns[int(state.step) % len(step_fns)](batch, seed)
   loop.train_loop(state, step_fn, Zipped(), steps,
-                  writer=rt.writer(os.path.relpath(run_dir, rt.workdir)), name=name,
-                  **rt.loop_kwargs())
+                  writer=writer or rt.writer(os.path.relpath(run_dir, rt.workdir)), name=name,
+                  actions=actions, **rt.loop_kwargs())
   return state
 
 

@@ -239,7 +239,8 @@ def train_loop(state, step_fn, batches, until_step, *, writer=None, checkpoint_e
     batches: an iterator of batches starting at the state's current step (see
       `data.pipeline.distribute_batches(start_step=...)`).
     until_step: the global step at which to stop (steps are global across tasks).
-    writer: a `MetricWriter` for the step values, every `summary_every` steps.
+    writer: a `MetricWriter` for the step values, every `summary_every` steps, at the first
+      step of the run and at the last.
     checkpoint_every: checkpoint period in steps; the last step is always saved.
     actions: (every_steps, fn(step)) pairs run after the step, e.g. evaluations and samples.
     steps_per_call: steps run by one compiled call (Orbit's steps_per_loop), when `step_fn` is a
@@ -281,7 +282,9 @@ def train_loop(state, step_fn, batches, until_step, *, writer=None, checkpoint_e
     _first_step_done(name)
     step += n
     state.step.assign(step)
-    summary = writer is not None and (step % summary_every == 0 or step == until_step)
+    # The run's very first step is written too, so every curve starts where training did.
+    summary = writer is not None and (step % summary_every == 0 or step == until_step or
+                                      step == n)
     due = [fn for every, fn in actions if step % every == 0]
     save = step % checkpoint_every == 0 or step == until_step
     if summary or due or save or step == until_step or progress.due():

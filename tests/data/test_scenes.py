@@ -76,3 +76,37 @@ def test_tfds_builder_and_the_pair_sets(tmp_path):
   assert set(pairs.rgb_depth) == {"rgb", "depth", "seed"}
   assert not set(pairs.rgb_seg["seed"]) & set(pairs.rgb_depth["seed"])
   assert not set(pairs.test["seed"]) & (set(pairs.rgb_seg["seed"]) | set(pairs.rgb_depth["seed"]))
+
+
+def test_version_2_sets_windows_into_the_walls_and_pictures_off_them():
+  """The same rooms, furniture and cameras as version 1; only windows and pictures gain
+  relief: the glass 0.12-0.30 m behind the wall plane, picture frames 0.02-0.05 m off it."""
+  window, picture = scenes.C["window"], scenes.C["picture"]
+  seen = set()
+  for seed in range(12):
+    (rgb1, d1, l1), (_, d2, l2) = scenes.render_seed(seed, 48, 1), scenes.render_seed(seed, 48, 2)
+    flat = ~np.isin(l1, (window, picture)) & ~np.isin(l2, (window, picture))
+    np.testing.assert_array_equal(l1[flat], l2[flat])  # everything else as in version 1
+    np.testing.assert_array_equal(d1[flat], d2[flat])
+    scene = scenes.make_scene(seed, 2)
+    # Seen through an opening, the surface is further than the wall plane, by at most the
+    # opening's diagonal (a grazing ray on a side wall travels far along the view axis); a
+    # picture frame is nearer than the wall, by at most the frame box's diagonal.
+    diagonal = lambda lo, hi: float(np.linalg.norm(np.subtract(hi, lo)))
+    glass = (l1 == window) & (l2 == window)
+    if glass.any():
+      seen.add("window")
+      gap = d2[glass] - d1[glass]
+      deepest = max(np.hypot(r[-1], np.hypot(r[3] - r[1], r[4] - r[2])) for r in scene.recesses)
+      assert np.all(gap > 0) and gap.max() <= deepest + 1e-5
+      assert np.median(gap) > 0.05
+    frame = (l1 == picture) & (l2 == picture)
+    if frame.any():
+      seen.add("picture")
+      gap = d1[frame] - d2[frame]
+      frames = [b for b in scene.boxes if b.label == picture]
+      assert np.all(gap > 0) and gap.max() <= max(diagonal(b.lo, b.hi) for b in frames) + 1e-5
+      assert all(0.02 <= np.min(b.hi - b.lo) <= 0.05 for b in frames)  # the frame's thickness
+  assert seen == {"window", "picture"}
+  with pytest.raises(ValueError, match="scenes version"):
+    scenes.make_scene(0, 3)

@@ -1,6 +1,8 @@
 """Mix-and-match: unpooling, any-encoder-to-any-decoder, the training pipeline, metrics,
 recolouring pieces, training and export."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -168,6 +170,67 @@ def test_latent_alignment_covers_the_three_deepest_pools_as_the_reference():
   assert got > deepest
 
 
+def test_alignment_of_features_covers_every_block_before_pooling():
+  enc_a, enc_b = segnet.Encoder((4, 8, 8)), segnet.Encoder((4, 8, 8))
+  rs, _ = _batches()
+  _, side_a = enc_a(rs["rgb"], training=True)
+  _, side_b = enc_b(rs["seg"], training=True)
+  got = float(_in_replica(lambda: losses.latent_alignment(side_a, side_b, 1, 4, at="features")))
+  # The maps whose 2x2 argmax are the pooling indices: every block's, whatever `levels` says.
+  expected = sum(float(tf.reduce_mean(tf.square(a["features"] - b["features"])))
+                 for a, b in zip(side_a, side_b))
+  assert got == pytest.approx(expected, rel=1e-5)
+  with pytest.raises(ValueError, match="--align_at"):
+    losses.latent_alignment(side_a, side_b, 1, 4, at="everywhere")
+  with pytest.raises(ValueError, match="--align_scale"):
+    losses.latent_alignment(side_a, side_b, 1, 4, scale="log")
+
+
+def test_normalized_alignment_standardises_channels_and_ignores_their_scale():
+  rng = np.random.default_rng(3)
+  a = np.maximum(rng.normal(size=[4, 3, 3, 5]), 0).astype(np.float32)
+  b = rng.normal(size=[4, 3, 3, 5]).astype(np.float32)
+  side = lambda x: [{"pooled": tf.constant(x)}]
+  normalized = lambda x, y: float(_in_replica(
+      lambda: losses.latent_alignment(side(x), side(y), 1, 4, scale="normalized")))
+  # Written out: each channel standardised over batch and positions, then the mean squared
+  # difference per example, summed over examples / global batch.
+  std = lambda x: (x - x.mean(axis=(0, 1, 2))) / np.sqrt(x.var(axis=(0, 1, 2)) + 1e-5)
+  expected = np.mean((std(a.astype(np.float64)) - std(b.astype(np.float64))) ** 2)
+  assert normalized(a, b) == pytest.approx(expected, rel=1e-4)
+  # Shrinking or shifting one encoder's channels changes the raw loss, not the normalized one
+  # (what the decoders' batch norm ignores): shrinking cannot stand in for aligning.
+  scale = rng.uniform(0.05, 0.5, 5).astype(np.float32)
+  raw = lambda x, y: float(_in_replica(lambda: losses.latent_alignment(side(x), side(y), 1, 4)))
+  assert raw(a * scale, b * scale) < 0.5 * raw(a, b)
+  assert normalized(a * scale + 2.0, b) == pytest.approx(normalized(a, b), rel=1e-3)
+  assert normalized(a, a * scale - 1.0) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_relative_alignment_is_the_latent_distance_and_ignores_shared_patterns():
+  rng = np.random.default_rng(4)
+  a = rng.normal(size=[6, 3, 3, 4]).astype(np.float32)
+  b = (a + 0.5 * rng.normal(size=[6, 3, 3, 4])).astype(np.float32)
+  side = lambda x: [{"pooled": tf.constant(x)}]
+  relative = lambda x, y: float(_in_replica(
+      lambda: losses.latent_alignment(side(x), side(y), 1, 6, scale="relative")))
+  # Written out: mean squared difference over the mean of the two maps' variances across the
+  # scenes (per unit, averaged over units).
+  a64, b64 = a.astype(np.float64), b.astype(np.float64)
+  expected = np.mean((a64 - b64) ** 2) / (0.5 * (a64.var(axis=0).mean() +
+                                                 b64.var(axis=0).mean()) + 1e-6)
+  assert relative(a, b) == pytest.approx(expected, rel=1e-4)
+  # Shrinking both encodings, or adding one scene-independent pattern to both (the same at
+  # every scene), leaves it where it was; both lower the raw difference or leave it too.
+  pattern = rng.normal(size=[1, 3, 3, 4]).astype(np.float32) * 10
+  assert relative(0.1 * a, 0.1 * b) == pytest.approx(relative(a, b), rel=1e-3)
+  assert relative(0.1 * a + pattern, 0.1 * b + pattern) == pytest.approx(relative(a, b),
+                                                                         rel=1e-3)
+  # Unrelated scenes score about 2, as the latent distance's "another scene".
+  c = rng.normal(size=[6, 3, 3, 4]).astype(np.float32)
+  assert 1.2 < relative(a, c) < 3.0
+
+
 def test_max_feature_map_is_the_reference_formula():
   rng = np.random.default_rng(1)
   a = np.maximum(rng.normal(size=[3, 2, 2, 5]), 0).astype(np.float32)  # post-ReLU maps
@@ -283,3 +346,121 @@ def test_encoder_agreement_by_hand():
   for level, (a, b) in enumerate(zip(side_d, side_r)):
     assert got["indices_agreement"][level] == pytest.approx(
         np.mean(a["indices"].numpy() == b["indices"].numpy()))
+  # Its reference points, on the same latents: the constant mean latent scores 1, the next
+  # scene's latent (the last wrapping to the first) what another scene scores.
+  assert got["latent_distance_constant"] == pytest.approx(1.0, rel=1e-9)
+  other = np.mean(np.sum((np.roll(z_r, 1, axis=0) - z_r) ** 2, axis=(1, 2, 3)))
+  assert got["latent_distance_other_scene"] == pytest.approx(
+      other / np.sum(z_r.var(axis=0)), rel=1e-6)
+  # The alignment loss itself (unweighted, the reference's pooled outputs), per scene.
+  raw = sum(np.mean((a["pooled"].numpy() - b["pooled"].numpy()) ** 2)
+            for a, b in zip(side_d, side_r))
+  assert got["alignment_raw"] == pytest.approx(raw, rel=1e-5)
+  variance = lambda x: x.astype(np.float64).var(axis=0).mean()
+  relative = sum(np.mean((a["pooled"].numpy() - b["pooled"].numpy()) ** 2) /
+                 (0.5 * (variance(a["pooled"].numpy()) + variance(b["pooled"].numpy())) + 1e-6)
+                 for a, b in zip(side_d, side_r))
+  assert got["alignment_relative"] == pytest.approx(relative, rel=1e-4)
+  assert itself["alignment_raw"] == itself["alignment_relative"] == 0.0
+
+
+def test_training_trace_keeps_losses_and_probes_and_resumes(tmp_path):
+  from lamp_tf.mixmatch import trace as trace_lib
+
+  class Writer:
+    def __init__(self):
+      self.written = []
+
+    def write_scalars(self, step, scalars):
+      self.written.append((step, dict(scalars)))
+
+    def flush(self):
+      pass
+
+  values = iter([{"latent_distance": 1.2, "indices_agreement": [0.3, 0.4]},
+                 {"latent_distance": 0.5, "indices_agreement": [0.6, 0.7]},
+                 {"latent_distance": 0.4, "indices_agreement": [0.7, 0.8]}])
+  writer = Writer()
+  trace = trace_lib.TrainingTrace(str(tmp_path), writer, lambda: next(values))
+  trace.probe_at(0)
+  trace.write_scalars(1, {"run/loss": 9.0, "run/latent_depth": 3.0})
+  (every, action), = trace.actions(8)
+  assert every == 2
+  action(4)
+  trace.write_scalars(8, {"run/loss": 2.0, "run/latent_depth": 0.5})
+  # A killed run resumes its trace from the file; a probe already taken is not taken again.
+  resumed = trace_lib.TrainingTrace(str(tmp_path), writer, lambda: next(values))
+  resumed.probe_at(4)
+  resumed.probe_at(8)
+  got = resumed.summary()
+  assert got["loss_start_step"] == 1 and got["loss_end_step"] == 8
+  assert got["loss_start_latent_depth"] == 3.0 and got["loss_end_latent_depth"] == 0.5
+  assert got["probe_steps"] == [0, 4, 8]
+  assert got["probe_latent_distance"] == [1.2, 0.5, 0.4]
+  assert got["probe_indices_agreement"] == [[0.3, 0.4], [0.6, 0.7], [0.7, 0.8]]
+  tags = {k for _, scalars in writer.written for k in scalars}
+  assert {"run/loss", "alignment/latent_distance", "alignment/indices_agreement_2"} <= tags
+
+
+def _tiny_pairs(n=8, size=16):
+  rng = np.random.default_rng(5)
+  return rgbd.PairedScenes(
+      rgb_seg={"rgb": rng.integers(0, 255, [n, size, size, 3], dtype=np.uint8),
+               "seg": rng.integers(0, 14, [n, size, size], dtype=np.uint8)},
+      rgb_depth={"rgb": rng.integers(0, 255, [n, size, size, 3], dtype=np.uint8),
+                 "depth": rng.uniform(1, 5, [n, size, size]).astype(np.float32)},
+      test={})
+
+
+def test_warm_start_trains_the_paired_translations_then_mixmatch_from_their_weights(
+    tmp_path, monkeypatch):
+  """The reference restores every encoder and decoder from a trained pix2pix model, then trains
+  mix-and-match with a fresh discriminator and optimisers (RGBD/model.py `train`)."""
+  from lamp_tf.mixmatch import experiment
+  pairs = _tiny_pairs()
+  cfg = experiment.ExperimentConfig(resolution=16, widths=(4, 8), steps=5, warm_start=0.4,
+                                    batch_size=4)
+  rt = runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(tmp_path),
+                             export_dir="", log_every_secs=1e9, summary_every=1)
+  variant = experiment.reference_variant(cfg)
+  started = {}
+  fit = train.fit
+
+  def spy(rt_, run_dir, name, trackables, *args, **kwargs):
+    started[name] = {k: [v.numpy().copy() for v in m.trainable_variables]
+                     for k, m in trackables.items() if k.startswith(("enc_", "dec_"))}
+    state = fit(rt_, run_dir, name, trackables, *args, **kwargs)
+    started[name + "/end"] = {k: [v.numpy().copy() for v in m.trainable_variables]
+                              for k, m in trackables.items() if k.startswith(("enc_", "dec_"))}
+    started[name + "/opt"] = int(trackables["optimizer"].iterations)
+    return state
+
+  monkeypatch.setattr(train, "fit", spy)
+  model = experiment.train_mixmatch(rt, cfg, pairs, "indices", 0, variant, "run")
+  warm, main = started["run_warm_start/end"], started["run"]
+  for name in warm:  # mix-and-match starts from the warm start's encoders and decoders...
+    for a, b in zip(warm[name], main[name]):
+      np.testing.assert_array_equal(a, b)
+  assert started["run_warm_start/opt"] == 2 and started["run/opt"] == 3  # ...fresh optimiser
+  # The warm start trains the paired translations only; mix-and-match adds the rest.
+  runs = tmp_path / "runs" / "run"
+  warm_terms = set(json.loads((runs / "warm_start" / "trace.json").read_text())["losses"]["1"])
+  main_terms = set(json.loads((runs / "trace.json").read_text())["losses"]["1"])
+  assert {"rgb2seg", "rgb2depth", "rgb_recon", "rgb_adv"} <= warm_terms
+  assert not warm_terms & {"seg2seg", "depth2depth", "latent_depth", "latent_seg",
+                           "max_feature_depth"}
+  assert {"seg2seg", "depth2depth", "latent_depth", "max_feature_depth"} <= main_terms
+  assert model.training_trace["probe_steps"] == [0, 1, 2, 3]  # before, and every 3 // 4 steps
+  # A killed run that finished the warm start but wrote no mix-and-match checkpoint starts the
+  # mix-and-match part again from the warm start's weights; a finished one trains nothing.
+  import shutil
+  shutil.rmtree(runs / "checkpoints")
+  (runs / "trace.json").unlink()
+  started.clear()
+  experiment.train_mixmatch(rt, cfg, pairs, "indices", 0, variant, "run")
+  for name in warm:
+    for a, b in zip(warm[name], started["run"][name]):
+      np.testing.assert_array_equal(a, b)
+  started.clear()
+  experiment.train_mixmatch(rt, cfg, pairs, "indices", 0, variant, "run")
+  assert "run_warm_start" not in started and started["run/opt"] == 3

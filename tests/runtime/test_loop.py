@@ -122,7 +122,7 @@ def test_loop_writes_summaries_and_progress(tmp_path, caplog):
   assert events
   steps = [e.step for ev in events for e in tf.compat.v1.train.summary_iterator(ev)
            for v in e.summary.value if v.tag == "train/loss"]
-  assert sorted(steps) == [2, 4, 6]
+  assert sorted(steps) == [1, 2, 4, 6]  # the first step, every 2 and the last
   assert any("steps/s" in r.message and "ETA" in r.message for r in caplog.records)
 
 
@@ -181,7 +181,7 @@ def test_values_reach_the_host_only_at_summaries_checkpoints_and_the_end(tmp_pat
                              export_dir="", checkpoint_every=10, summary_every=5,
                              log_every_secs=1e9)
   tiny_program.train(rt, 20)
-  assert len(reads) == 4  # steps 5, 10, 15, 20 (one value: the loss), not one per step
+  assert len(reads) == 5  # steps 1, 5, 10, 15, 20 (one value: the loss), not one per step
 
 
 def test_launch_to_first_step_is_measured_once_and_reported(tmp_path, monkeypatch):
