@@ -26,7 +26,7 @@ import tensorflow as tf  # noqa: E402
 from lamp_tf.continual import fisher, rotation  # noqa: E402
 from lamp_tf.data import preprocess, sources  # noqa: E402
 from lamp_tf.nets import classifiers  # noqa: E402
-from lamp_tf.runtime import files  # noqa: E402
+from lamp_tf.runtime import cpu, files  # noqa: E402
 
 LAYERS = ["conv1", "conv2", "fc1", "fc2", "logits"]
 
@@ -137,7 +137,8 @@ def main():
     files.write_json(args.json, {
         "batched_s": a, "loop_s": b, "speedup": b / a, "max_rel_diff": diff,
         "gflop": flops / 1e9, "matmul_gflops": rate / 1e9,
-        "fraction_of_matmul_rate": flops / a / rate, "examples": args.examples})
+        "fraction_of_matmul_rate": flops / a / rate, "examples": args.examples,
+        "cpu": cpu.this_machine()})
 
 
 if __name__ == "__main__":

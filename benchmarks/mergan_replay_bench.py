@@ -24,7 +24,7 @@ import tensorflow as tf  # noqa: E402
 from lamp_tf.continual import mergan  # noqa: E402
 from lamp_tf.gan import train  # noqa: E402
 from lamp_tf.nets import gan as gan_nets  # noqa: E402
-from lamp_tf.runtime import files, strategy as strategy_lib  # noqa: E402
+from lamp_tf.runtime import cpu, files, strategy as strategy_lib  # noqa: E402
 
 
 def runner(method, n_old, replay_batch, batch=64):
@@ -87,7 +87,7 @@ def main():
   print("| method | replays | task | s / iteration | ratio to task 1 |\n|---|---|---|---|---|")
   print("\n".join(rows))
   if args.json:
-    files.write_json(args.json, out)
+    files.write_json(args.json, {**out, "cpu": cpu.this_machine()})
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
 import gan_step_bench  # noqa: E402  (puts the repository on sys.path)
-from lamp_tf.runtime import files  # noqa: E402
+from lamp_tf.runtime import cpu, files  # noqa: E402
 
 
 # Ops that only call others (their time is their callees'): left out so nothing counts twice.
@@ -94,7 +94,8 @@ def main():
   rng = np.random.default_rng(0)
   images = rng.uniform(-1, 1, [2000, 32, 32, 1]).astype(np.float32)
   labels = rng.integers(0, 10, 2000).astype(np.int64)
-  out = {"batch": args.batch, "iterations": args.iterations, "profiles": {}}
+  out = {"batch": args.batch, "iterations": args.iterations, "profiles": {},
+         "cpu": cpu.this_machine()}
   for policy in ("float32", "mixed_bfloat16"):
     out["profiles"][f"TF {policy}"] = top(
         profile_tf(args.batch, args.iterations, images, labels, policy), args.top)

@@ -1,5 +1,8 @@
 """Writes benchmarks/RESULTS.md from the JSON files the benchmarks wrote (`make bench`): one line
-per measurement (ours, reference, ratio), with the machine, versions and date."""
+per measurement (ours, reference, ratio), with the machine, versions and date, and under each
+table's heading the CPU its benchmarks ran on (model name and instruction-set flags, recorded by
+each benchmark from lamp_tf.runtime.cpu): bfloat16's numbers mean nothing without knowing whether
+the CPU has native bfloat16 instructions."""
 
 import datetime
 import json
@@ -8,12 +11,41 @@ import platform
 import sys
 
 
+def describe_cpu(record):
+  """A benchmark's CPU record in words: 'AMD EPYC (avx2, fma; no avx512f, avx512_bf16,
+  amx_bf16)'."""
+  if not record:
+    return "not recorded"
+  model, isa = record.get("model") or "unknown model", record.get("isa")
+  if isa is None:
+    return f"{model} (no x86 flags in /proc/cpuinfo)"
+  has = ", ".join(f for f, v in isa.items() if v)
+  lacks = ", ".join(f for f, v in isa.items() if not v)
+  return f"{model} ({'; '.join(filter(None, [has, lacks and 'no ' + lacks]))})"
+
+
+def cpu_line(records):
+  """The line under a table's heading naming the CPU of the benchmarks in it (`records`:
+  {benchmark: its JSON or None}); one CPU, or each benchmark's where they differ."""
+  runs = {}
+  for name, data in records.items():
+    if data is not None:
+      runs.setdefault(describe_cpu(data.get("cpu")), []).append(name)
+  if len(runs) == 1:
+    return f"CPU: {next(iter(runs))}."
+  return "CPUs: " + "; ".join(f"{', '.join(names)}: {text}" for text, names in runs.items()) + "."
+
+
 def main(out_dir, path):
   load = lambda name: (json.load(open(os.path.join(out_dir, name)))
                        if os.path.exists(os.path.join(out_dir, name)) else None)
   gan, fisher, replay = load("gan_step.json"), load("fisher.json"), load("mergan_replay.json")
   profile, quality = load("profile.json"), load("bf16_quality.json")
-  lines = ["| benchmark | ours | reference | ratio | goal |", "|---|---|---|---|---|"]
+  lines = []
+  measured = {"gan_step": gan, "fisher": fisher, "mergan_replay": replay, "bf16_quality": quality}
+  if any(measured.values()):
+    lines += [cpu_line(measured), ""]
+  lines += ["| benchmark | ours | reference | ratio | goal |", "|---|---|---|---|---|"]
   if gan:
     for batch, b in gan["batches"].items():
       it = b["iterations_per_s"]
@@ -39,6 +71,8 @@ def main(out_dir, path):
                  f"{100 * fisher['fraction_of_matmul_rate']:.1f}% | |")
   if replay:
     for key, v in replay.items():
+      if key == "cpu":
+        continue
       lines.append(f"| MeRGAN {key} (s/iteration) | {v['s_per_iteration']:.3f} | task 1 | "
                    f"{v['vs_task1']:.2f} | split: ≈ 1 |")
   if quality:
@@ -57,7 +91,7 @@ def main(out_dir, path):
     lines += ["", f"## Where the time goes (one WGAN-GP iteration, batch {profile['batch']})", "",
               "Share of each framework's own op time, top op types (`benchmarks/"
               "profile_gan_step.py`: TensorFlow profiler trace, torch.profiler self CPU time).",
-              ""]
+              "", cpu_line({"profile": profile}), ""]
     for name, p in profile["profiles"].items():
       lines.append(f"- **{name}** ({p['total_ms'] / profile['iterations']:.0f} ms of op time "
                    "per iteration): " + ", ".join(

@@ -35,9 +35,15 @@ def define_runtime_flags(program):
                        lower_bound=1, upper_bound=64)
   flags.DEFINE_bool("deterministic", False, "Deterministic TF ops (slower; exact resumes).")
   flags.DEFINE_enum("precision", "float32", list(precision.PRECISIONS),
-                    "Numeric precision: float32, mixed_bfloat16 (CPUs with AVX-512 BF16, GPUs, "
-                    "TPUs) or mixed_float16 (GPUs, with loss scaling); variables, losses and "
-                    "metrics stay float32.")
+                    "Numeric precision: float32, mixed_bfloat16 (needs native bfloat16: x86 CPUs "
+                    "with AVX512_BF16 or AMX, GPUs, TPUs; other CPUs emulate it, 10x slower than "
+                    "float32 on an AMD EPYC) or mixed_float16 (GPUs, with loss scaling); "
+                    "variables, losses and metrics stay float32. A mixed precision this machine "
+                    "runs slower than float32 is refused unless --allow_slow_precision.")
+  flags.DEFINE_bool("allow_slow_precision", False,
+                    "Run a --precision this machine has no fast path for (mixed_bfloat16 on a "
+                    "CPU without AVX512_BF16/AMX, mixed_float16 without a GPU) instead of "
+                    "refusing it: for checking its numerics, not for speed.")
   flags.DEFINE_integer("checkpoint_every", 500, "Checkpoint period in steps.", lower_bound=1)
   flags.DEFINE_integer("summary_every", 50, "TensorBoard scalar period in steps.", lower_bound=1)
   flags.DEFINE_integer("steps_per_call", 1, "Training steps per compiled call (fewer Python "
@@ -115,10 +121,14 @@ def finished_results(workdir):
 
 
 def runtime_from_flags():
-  """Builds the strategy and the Runtime from the parsed flags; sets the dtype policy."""
+  """Builds the strategy and the Runtime from the parsed flags; sets the dtype policy (a usage
+  error for a precision this machine runs slower than float32, see precision.check_speed)."""
   check_writable_dir("workdir", FLAGS.workdir)
   check_writable_dir("export_dir", FLAGS.export_dir)
-  precision.set_precision(FLAGS.precision)
+  try:  # before the workdir is locked: a refused precision leaves nothing behind
+    precision.set_precision(FLAGS.precision, allow_slow=FLAGS.allow_slow_precision)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.cpu_devices)
   if strategy_lib.is_chief(strategy):  # one program per workdir (workers write elsewhere)
     files.lock_dir(FLAGS.workdir)

@@ -23,6 +23,7 @@ import pytest
 from lamp_tf.apps import registry
 from lamp_tf.data import fashion_mnist
 from tests.conftest import REPO_ROOT
+from tests.runtime import cpuinfo_samples
 
 HARNESS = """
 import contextlib, fcntl, importlib, io, json, os, sys
@@ -44,6 +45,11 @@ for case in json.loads(sys.argv[2]):
     held = os.open(os.path.join(case['busy'], '.lock'), os.O_RDWR | os.O_CREAT)
     fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
     os.write(held, b'process 4242 on somehost (lamp-tf-x, since 2026-12-01)')
+  machine = None
+  if 'cpuinfo' in case:  # this machine as a CPU-only one with that /proc/cpuinfo
+    from lamp_tf.runtime import cpu, precision
+    machine = cpu.read_cpuinfo, precision.visible_accelerators
+    cpu.read_cpuinfo, precision.visible_accelerators = (lambda: case['cpuinfo']), tuple
   err, code = io.StringIO(), 0
   with contextlib.redirect_stderr(err):
     try:
@@ -51,6 +57,8 @@ for case in json.loads(sys.argv[2]):
       runtime_flags.error_boundary(module.main)(rest)
     except SystemExit as e:
       code = e.code
+  if machine is not None:
+    cpu.read_cpuinfo, precision.visible_accelerators = machine
   if held is not None:
     os.close(held)
   for k in case.get('env', {}):
@@ -77,7 +85,8 @@ print(json.dumps({'parsed': parsed, 'cases': out, 'flags_table': table, 'defined
 # (argv, words the one-line error must contain); {tmp} is the test's directory; optional third
 # item: what the case needs ('busy': --workdir={tmp}/busy locked by another process;
 # 'damaged_results': {tmp}/damaged/results.json cut short; 'damaged_idx': Fashion-MNIST files
-# with a truncated one).
+# with a truncated one; 'zen3': this machine seen as a CPU-only AMD Zen 3, no bfloat16
+# instructions, whatever it is: tests/runtime/cpuinfo_samples.py).
 MERGAN = [
     (["--tasks=0/12"], ["--tasks", "[12]", "[0, 10)"]),
     (["--tasks=0//1"], ["--tasks", "no classes"]),
@@ -92,6 +101,12 @@ MERGAN = [
     (["--jtr=both"], ["--jtr", "<reference|union>"]),
     (["--seeds=0,0"], ["--seeds", "once"]),
     (["--precision=half"], ["--precision", "mixed_bfloat16"]),
+    (["--precision=mixed_bfloat16"], ["usage error: --precision=mixed_bfloat16: this CPU (AMD EPYC",
+                                      "(avx512_bf16 or amx_bf16)", "10x slower",
+                                      "use --precision=float32", "--allow_slow_precision"], "zen3"),
+    # Allowed: refused only later, for another reason.
+    (["--precision=mixed_bfloat16", "--allow_slow_precision", "--export_only"],
+     ["--export_only", "results.json is missing"], "zen3"),
     (["--tasks=0/1/2/3/4/5", "--batch_size=4", "--methods=ra"], ["--batch_size=4", "per_class"]),
     (["--dataset=no_such_data"], ["no_such_data", "use one of"]),
     (["--export_only"], ["--export_only", "results.json is missing", "train first"]),
@@ -145,6 +160,8 @@ REWC = [
     (["--export_dir={tmp}/afile"], ["--export_dir={tmp}/afile", "is a file"]),
     (["--cpu_devices=0"], ["--cpu_devices=0", "range [1, 64]"]),  # the runtime flags
     (["--strategy=tpu"], ["--strategy", "mirrored"]),
+    (["--precision=mixed_float16"], ["usage error: --precision=mixed_float16: no GPU",
+                                     "--allow_slow_precision"], "zen3"),
     (["--seeds=0,-1"], ["--seeds=0,-1", ">= 0"]),
     (["--seeds=0,1,0"], ["--seeds=0,1,0", "repeated"]),
     (["--optimizer=adam,rmsprop"], ["--optimizer", "rmsprop", "adam, sgd"]),
@@ -235,6 +252,8 @@ def program_process(request, tmp_path_factory):
             + [a.format(tmp=tmp_path) for a in argv]}
     if need == ["busy"]:
       case["busy"] = str(tmp_path / "busy")
+    if need == ["zen3"]:
+      case["cpuinfo"] = cpuinfo_samples.ZEN3
     if need == ["damaged_idx"]:
       if fashion_mnist.local_dir() is None:
         continue
@@ -265,6 +284,7 @@ def test_bad_input_ends_in_one_line_naming_the_flag_or_file(program_process):
     assert "Traceback" not in stderr, (argv, stderr)
     errors = [line for line in stderr.splitlines() if "error: " in line]
     assert len(errors) == 1, (argv, stderr)
+    assert result["code"] == 2 or "usage error: " not in errors[0], (argv, result)
     for word in words:
       assert word in errors[0], (argv, word, errors[0])
     if need == ["damaged_results"]:

@@ -1,5 +1,10 @@
 """Mixed precision: one training step of each kind of model under bfloat16 (and float16 with loss
-scaling), float32 outputs and variables, and a bfloat16 run that resumes from its checkpoint."""
+scaling), float32 outputs and variables, and a bfloat16 run that resumes from its checkpoint;
+which machines have native bfloat16 (from their cpuinfo text), and the refusal of a precision
+the machine runs slower than float32.
+
+The numerics tests ask for the mixed precisions with allow_slow=True: they check the numbers on
+any CPU, not the speed."""
 
 import keras
 import numpy as np
@@ -10,8 +15,8 @@ from lamp_tf.gan import train as gan_train
 from lamp_tf.metrics import features
 from lamp_tf.mixmatch import model as mm_model, train as mm_train
 from lamp_tf.nets import gan as gan_nets
-from lamp_tf.runtime import flags as runtime_flags, precision
-from tests.runtime import tiny_program
+from lamp_tf.runtime import cpu, flags as runtime_flags, precision
+from tests.runtime import cpuinfo_samples as samples, tiny_program
 
 
 def _run(fn, *args):
@@ -20,7 +25,7 @@ def _run(fn, *args):
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_a_gan_step_under_mixed_precision(policy):
-  with precision.precision(policy):
+  with precision.precision(policy, allow_slow=True):
     keras.utils.set_random_seed(0)
     g, d = gan_nets.make_gan("dcgan", num_classes=3, g_width=16, d_width=8)
     g_opt = precision.optimizer(keras.optimizers.Adam(1e-4, beta_1=0.0, beta_2=0.9))
@@ -43,7 +48,7 @@ def test_a_gan_step_under_mixed_precision(policy):
 
 
 def test_a_classifier_and_a_segmentation_step_under_bfloat16():
-  with precision.precision("mixed_bfloat16"):
+  with precision.precision("mixed_bfloat16", allow_slow=True):
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, [32, 16, 16, 1]).astype(np.float32)
     y = rng.integers(0, 3, 32)
@@ -68,7 +73,7 @@ def test_a_bfloat16_run_resumes_from_its_checkpoint(tmp_path):
                                  export_dir="", checkpoint_every=5, log_every_secs=1e9,
                                  precision="mixed_bfloat16")
 
-  with precision.precision("mixed_bfloat16"):
+  with precision.precision("mixed_bfloat16", allow_slow=True):
     full, _ = tiny_program.train(runtime(tmp_path / "full"), 12)
     tiny_program.train(runtime(tmp_path / "cut"), 5)  # stops at a checkpoint, as if killed
     resumed, state = tiny_program.train(runtime(tmp_path / "cut"), 12)
@@ -76,3 +81,79 @@ def test_a_bfloat16_run_resumes_from_its_checkpoint(tmp_path):
   assert int(state.step) == 12
   for a, b in zip(full.get_weights(), resumed.get_weights()):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cpuinfo,accelerator,native", [
+    (samples.SAPPHIRE_RAPIDS, False, True),  # avx512_bf16 and amx_bf16
+    (samples.ZEN3, False, False),  # AVX2 only
+    (samples.ICE_LAKE, False, False),  # AVX-512 is not enough
+    (samples.ZEN3, True, True),  # a GPU or TPU does the arithmetic
+    (samples.NEOVERSE, False, None),  # not x86: unknown
+    ("", False, None),  # empty
+    (None, False, None),  # unreadable, or not Linux
+])
+def test_native_bfloat16_from_the_cpuinfo_text(cpuinfo, accelerator, native):
+  assert precision.native_bfloat16(cpuinfo, accelerator) is native
+
+
+def test_the_cpu_record_of_a_benchmark():
+  assert cpu.record(samples.ZEN3) == {
+      "model": "AMD EPYC 7763 64-Core Processor",
+      "isa": {"avx2": True, "fma": True, "avx512f": False, "avx512_bf16": False,
+              "amx_bf16": False}}
+  assert cpu.record(samples.SAPPHIRE_RAPIDS)["isa"] == dict.fromkeys(cpu.ISA_FLAGS, True)
+  assert cpu.record(samples.NEOVERSE) == {"model": None, "isa": None}
+  assert cpu.record(None) == {"model": None, "isa": None}
+
+
+def test_slow_precisions_are_named_with_the_fix():
+  bf16 = precision.slow_precision_message("mixed_bfloat16", samples.ZEN3, gpu=False)
+  assert bf16 == (
+      "--precision=mixed_bfloat16: this CPU (AMD EPYC 7763 64-Core Processor) has no native "
+      "bfloat16 instructions (avx512_bf16 or amx_bf16), where mixed_bfloat16 ran the GAN step "
+      "10x slower than float32 (issue #34, benchmarks/gan_step_bench.py); use "
+      "--precision=float32, or add --allow_slow_precision to run it anyway.")
+  fp16 = precision.slow_precision_message("mixed_float16", samples.SAPPHIRE_RAPIDS, gpu=False)
+  assert fp16.startswith("--precision=mixed_float16: no GPU is visible")
+  assert "--allow_slow_precision" in fp16 and "\n" not in fp16
+  assert "this CPU has no" in precision.slow_precision_message(
+      "mixed_bfloat16", samples.ZEN3.replace("model name", "model"), gpu=False)
+  fast = [("float32", samples.ZEN3, False, False),
+          ("mixed_bfloat16", samples.SAPPHIRE_RAPIDS, False, False),
+          ("mixed_bfloat16", samples.ZEN3, True, False),
+          ("mixed_bfloat16", samples.ZEN3, False, True),  # a TPU
+          ("mixed_bfloat16", None, False, False),  # unknown: not refused
+          ("mixed_bfloat16", samples.NEOVERSE, False, False),
+          ("mixed_float16", samples.ZEN3, True, False)]
+  for name, cpuinfo, gpu, tpu in fast:
+    assert precision.slow_precision_message(name, cpuinfo, gpu, tpu) is None, (name, gpu, tpu)
+  assert precision.slow_precision_message("mixed_float16", None, gpu=False, tpu=True)
+
+
+def test_a_slow_precision_is_refused_unless_allowed(monkeypatch):
+  """As on the AMD EPYC of issue #34 (CPU only, no bfloat16 instructions), whatever this
+  machine is; the policy stays as it was when refused."""
+  monkeypatch.setattr(cpu, "read_cpuinfo", lambda: samples.ZEN3)
+  monkeypatch.setattr(precision, "visible_accelerators", lambda: ())
+  with precision.precision("float32"):
+    for name in ("mixed_bfloat16", "mixed_float16"):
+      with pytest.raises(ValueError, match=f"^--precision={name}: .*--allow_slow_precision"):
+        precision.set_precision(name)
+      assert keras.mixed_precision.global_policy().name == "float32"
+      with precision.precision(name, allow_slow=True):
+        assert keras.mixed_precision.global_policy().name == name
+  monkeypatch.setattr(cpu, "read_cpuinfo", lambda: samples.SAPPHIRE_RAPIDS)
+  with precision.precision("mixed_bfloat16"):
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+  monkeypatch.setattr(precision, "visible_accelerators", lambda: ("GPU",))
+  with precision.precision("mixed_float16"):
+    assert keras.mixed_precision.global_policy().name == "mixed_float16"
+
+
+def test_this_machines_detection_runs():
+  """The real /proc/cpuinfo and devices, whatever they are: an answer, no error."""
+  native = precision.native_bfloat16(cpu.read_cpuinfo(), bool(precision.visible_accelerators()))
+  assert native in (True, False, None)
+  record = cpu.this_machine()
+  assert set(record) == {"model", "isa"}
+  assert record["isa"] is None or set(record["isa"]) == set(cpu.ISA_FLAGS)
