@@ -87,9 +87,8 @@ def alignment_sections(records, side_infos, bn, objective="flags"):
 
 
 def interventions_section(records, interventions, main, bn, cascades):
-  """(title, markdown): the reference model ("flags") and each intervention (one trained model
-  per seed, `main` side information): zero-pair mIoU, its difference from the reference per
-  class, the M&M cascade and paired R->S of the same models, the alignment at the end of
+  """(title, markdown): the flags' model and each intervention (one trained model per seed,
+  `main` side information): zero-pair mIoU, its per-class difference from the flags' model, the M&M cascade and paired R->S of the same models, the alignment at the end of
   training; then zero-pair against each baseline cascade."""
   header = (["model", "zero-pair mIoU %", "M&M cascade mIoU %", "R→S mIoU %",
              "latent distance (train)", "indices agreement % (test)"] +
@@ -103,11 +102,11 @@ def interventions_section(records, interventions, main, bn, cascades):
       continue
     agreement = np.mean([r["indices_agreement"] for r in zero if "indices_agreement" in r],
                         axis=0)
-    delta = (class_iou(zero) - class_iou(ref)) if name != "flags" and len(ref) == len(zero) \
-        else None
-    cls = ([f"{np.nanmean(c):+.1f}" if np.isfinite(c).any() else "-" for c in delta.T]
-           if delta is not None else ["" for _ in scenes.CLASSES])
-    rows.append([("reference (the flags)" if name == "flags" else name), cell(zero, "miou"),
+    cls = ["" for _ in scenes.CLASSES]
+    if name != "flags":
+      row = difference_row(name, zero, ref)
+      cls = row[3:] if row is not None else cls
+    rows.append([("the flags' model" if name == "flags" else name), cell(zero, "miou"),
                  cell(sel("mm_cascade"), "miou"), cell(sel("mm_rgb2seg"), "miou"),
                  cell(zero, "latent_distance_train", 1.0),
                  " / ".join(f"{100 * a:.0f}" for a in np.atleast_1d(agreement))] + cls)
@@ -120,14 +119,14 @@ def interventions_section(records, interventions, main, bn, cascades):
       seeds = sorted(set(zero) & set(other))
       if seeds:
         above = sum(zero[s] > other[s] for s in seeds)
-        versus.append([name if name != "flags" else "reference (the flags)", cname,
+        versus.append([name if name != "flags" else "the flags' model", cname,
                        results.mean_std([100 * (zero[s] - other[s]) for s in seeds], 1.0),
                        f"{above}/{len(seeds)}"])
-  return ("Interventions, one at a time, beside the reference (zero-pair D→S, "
+  return ("Interventions, one change at a time from the model of the flags (zero-pair D→S, "
           f"{main}; IoU %)",
           results.markdown_table(header, rows) +
-          "\n\nΔ: the intervention's zero-pair per-class IoU minus the reference's, mean over "
-          "the paired seeds. Latent distance on the training (RGB, depth) pairs after "
+          "\n\nΔ: the intervention's zero-pair per-class IoU minus that of the flags' model, "
+          "mean over the paired seeds. Latent distance on the training (RGB, depth) pairs after "
           "training; indices agreement per encoder block on the test scenes.\n\n" +
           results.markdown_table(["model", "cascade", "zero-pair minus cascade, mIoU points",
                                   "seeds where zero-pair is above"], versus))

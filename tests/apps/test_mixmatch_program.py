@@ -32,7 +32,8 @@ def test_mixmatch_experiment(tmp_path):
   cfg = experiment.ExperimentConfig(
       resolution=16, num_scenes=16, num_test_scenes=4, widths=(4, 8), side_info=("indices",),
       steps=3, baseline_steps=2, batch_size=4, baselines=("pix2pix", "cyclegan"), seeds=(3,),
-      recolour_steps=2, recolour_width=8, panel_scenes=2, data_dir=str(tmp_path / "tfds"))
+      recolour_steps=2, recolour_width=8, panel_scenes=2, data_dir=str(tmp_path / "tfds"),
+      interventions=("align_scale=relative+latent_weight=2",))
   rt = runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(tmp_path / "w"),
                              export_dir="", log_every_secs=1e9)
   experiment.train_and_evaluate(rt, cfg, str(tmp_path / "w"), export_dir=str(tmp_path / "export"))
@@ -48,9 +49,20 @@ def test_mixmatch_experiment(tmp_path):
     assert {"method", "side_info", "seed", "miou", "global_accuracy", "per_class_iou"} <= set(r)
     if r["method"] != "recolouring":
       assert 0 <= r["miou"] <= 1 and len(r["per_class_iou"]) == 13
+      assert np.array(r["confusion"]).shape == (13, 13)
+  # The intervention's models are trained and scored beside the flags' ones, with their trace.
+  changed = [r for r in runs if r.get("objective") == "align_scale=relative+latent_weight=2"]
+  assert {r["method"] for r in changed} >= {"mm_zero_pair", "mm_cascade", "mm_rgb2seg"}
+  zero = [r for r in runs if r["method"] == "mm_zero_pair" and r["test_bn"] == "batch"]
+  for r in zero:
+    assert r["probe_steps"][0] == 0 and r["probe_steps"][-1] == 3
+    assert len(r["probe_indices_agreement"][0]) == 2 and "loss_end_latent_depth" in r
+  assert any(c["claim"].endswith("(intervention align_scale=relative+latent_weight=2)")
+             for c in results["claims"])
   report = (tmp_path / "w" / "REPORT.md").read_text()
   for heading in ("Depth → segmentation", "Side information", "Many-to-many recolouring",
-                  "Batch norm at test"):
+                  "Batch norm at test", "zero-pair minus M&M cascade",
+                  "The encoders' alignment during training", "Interventions, one change"):
     assert heading in report
   assert "| method | mIoU % | global % | bed | books |" in report
   for f in results["figures"]:
@@ -75,3 +87,20 @@ def test_the_ablation_walks_one_change_at_a_time_to_the_default_objective():
   assert experiment.trains_like(steps[0], steps[1]) and steps[0].test_bn != steps[1].test_bn
   for a, b in zip(steps[1:], steps[2:]):
     assert not experiment.trains_like(a, b), (a.name, b.name)
+
+
+def test_an_intervention_names_what_it_changes_and_refuses_anything_else():
+  cfg = experiment.ExperimentConfig(steps=1200)
+  changed = experiment.intervention_config(cfg, "align_at=features+warm_start=0.25+widths=8:16")
+  assert (changed.align_at, changed.warm_start, changed.widths) == ("features", 0.25, (8, 16))
+  assert experiment.reference_variant(changed).warm_start_steps == 300
+  assert changed.align_scale == cfg.align_scale and changed.seeds == cfg.seeds
+  for bad, match in (("num_scenes=10", "not name=value with a name among"),
+                     ("align_at", "not name=value"), ("latent_weight=lots", "not a valid value"),
+                     ("align_at=nowhere", "--align_at=nowhere"),
+                     ("max_feature=maybe", "not a valid value")):
+    with pytest.raises(ValueError, match=match):
+      experiment.intervention_config(cfg, bad)
+  with pytest.raises(ValueError, match="divisible"):
+    experiment.validate(experiment.ExperimentConfig(resolution=16, widths=(4, 8),
+                                                    interventions=("widths=4:8:8:8:8",)))
