@@ -8,6 +8,18 @@ import tensorflow as tf
 from lamp_tf.continual import fisher, rotation
 from lamp_tf.data import sources, preprocess
 from lamp_tf.nets import classifiers
+from tests import numerics
+
+# The batched Fisher and the one-example loop compute each per-example gradient with other
+# kernels (another batch size, im2col products instead of the convolution's own gradient), so
+# they agree to rounding. Float32 terms summed along the longest chain, conv1's kernel gradient
+# of LeNet: forward 784 (fan-ins 25, 150, 400, 120, 84 and biases), backward to conv1's output
+# 10 + 84 + 120 + 400, then 784 positions: ~2200; rotations add their maps' fan-ins (<= 850) and
+# the layer-norm network's normalisation sums 784 values each way: K = 4000 covers them all.
+# A square doubles a relative error, so RTOL = 2 f32(K) ~ 1e-3, and ATOL the same of the
+# largest entry for entries that cancel. A wrong Fisher (the squared mean gradient, gradients
+# paired with the wrong inputs, a missing mask) is off by a factor, not by 1e-3.
+RTOL = 2 * numerics.f32(4000)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +53,7 @@ def test_true_fisher_matches_per_example_loop(lenet_and_images, mask):
   batched = fisher.diagonal_fisher(model, images, kind="true", seed=3, batch_size=10,
                                    class_mask=mask)
   for a, b in zip(batched, _naive(model, images, labels, mask)):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-12 + 1e-5 * np.abs(b).max())
+    np.testing.assert_allclose(a, b, rtol=RTOL, atol=RTOL * np.abs(b).max())
 
 
 def test_layers_with_built_in_activations_match_the_loop():
@@ -56,7 +68,7 @@ def test_layers_with_built_in_activations_match_the_loop():
   labels = np.arange(12) % 5
   batched = fisher.diagonal_fisher(model, images, labels, kind="empirical", batch_size=5)
   for a, b in zip(batched, _naive(model, images, labels, None)):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-12 + 1e-5 * np.abs(b).max())
+    np.testing.assert_allclose(a, b, rtol=RTOL, atol=RTOL * np.abs(b).max())
 
 
 def test_empirical_fisher_matches_and_is_not_the_squared_mean_gradient(lenet_and_images):
@@ -64,7 +76,7 @@ def test_empirical_fisher_matches_and_is_not_the_squared_mean_gradient(lenet_and
   batched = fisher.diagonal_fisher(model, images, labels, kind="empirical", batch_size=7)
   naive = _naive(model, images, labels, None)
   for a, b in zip(batched, naive):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-12 + 1e-5 * np.abs(b).max())
+    np.testing.assert_allclose(a, b, rtol=RTOL, atol=RTOL * np.abs(b).max())
   # The common bug: square of the batch-mean gradient, which is much smaller.
   with tf.GradientTape() as tape:
     lp = tf.nn.log_softmax(model(images, training=False))
@@ -78,6 +90,8 @@ def test_masked_classes_get_zero_fisher_in_the_last_layer(lenet_and_images):
   mask = np.arange(10) < 5
   f = fisher.diagonal_fisher(model, images, kind="true", seed=0, class_mask=mask)
   kernel, bias = f[-2], f[-1]
+  # Exactly zero in any arithmetic: the masked logits are replaced by -inf (tf.where), which
+  # passes them no gradient.
   assert np.all(kernel[:, 5:] == 0) and np.all(bias[5:] == 0)
   assert np.all(kernel[:, :5].sum(axis=0) > 0)
 
@@ -94,8 +108,9 @@ def test_diagonal_energy():
   g = np.random.default_rng(0).normal(size=[50, 6])
   f = g.T @ g / 50
   expected = np.sum(np.diag(f) ** 2) / np.sum(f ** 2)
+  # float64 sums of 50 and 36 positive terms either way: ~f64(100) ~ 2e-14 relative.
   assert fisher.diagonal_energy(g) == pytest.approx(expected, rel=1e-10)
-  assert fisher.diagonal_energy(np.eye(4) * [1, 2, 3, 4]) == pytest.approx(1.0)
+  assert fisher.diagonal_energy(np.eye(4) * [1, 2, 3, 4]) == pytest.approx(1.0)  # diagonal
 
 
 def _rotated(model, names, factor, seed):
@@ -128,7 +143,7 @@ def test_rotated_layers_and_the_jacobian_fallback_match_the_loop(lenet_and_image
   assert fisher.layerwise_supported(model) == (variant != "fallback")
   batched = fisher.diagonal_fisher(model, images, labels, kind="empirical", batch_size=9)
   for a, b in zip(batched, _naive(model, images, labels, None)):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-12 + 1e-5 * np.abs(b).max())
+    np.testing.assert_allclose(a, b, rtol=RTOL, atol=RTOL * np.abs(b).max())
 
 
 def test_per_example_gradients_match_single_example_gradients(lenet_and_images):
@@ -140,4 +155,5 @@ def test_per_example_gradients_match_single_example_gradients(lenet_and_images):
     with tf.GradientTape() as tape:
       lp = tf.nn.log_softmax(model(images[i:i + 1], training=False))[0, int(labels[i])]
     expected = np.concatenate([g.numpy().ravel() for g in tape.gradient(lp, kernels)])
-    np.testing.assert_allclose(grads[i], expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+    tol = numerics.f32(4000)  # gradients themselves, not squares: half the Fisher's RTOL
+    np.testing.assert_allclose(grads[i], expected, rtol=tol, atol=tol * np.abs(expected).max())

@@ -9,6 +9,7 @@ import tensorflow as tf
 from lamp_tf.continual import sequential
 from lamp_tf.data import preprocess, sources, tasks as tasks_lib
 from lamp_tf.runtime import flags as runtime_flags
+from tests import numerics
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +38,16 @@ CFG = sequential.RunConfig(method="ft", seed=0, epochs=4, batch_size=50, fisher_
 def test_methods_share_the_first_task_and_penalties_reduce_forgetting(data, tmp_path):
   rt = _rt(tmp_path)
   first = sequential.train_first_task(rt, CFG, data, str(tmp_path / "first"))
+  # Learning outcomes, not rounding: far from their thresholds (task 1 ~0.97, FT forgets ~0.4,
+  # EWC and R-EWC keep ~0.78 and ~0.96 of task 1 against FT's ~0.57), where another CPU's
+  # rounding moves a trained accuracy by a few test images at most.
   assert first[1][0] > 0.9 and np.isnan(first[1][1])
   records = {}
   for cfg in (CFG, dataclasses.replace(CFG, method="ewc", lam=1e4),
               dataclasses.replace(CFG, method="rewc", rotate="all_no_last", lam=1e4)):
     records[cfg.method], _ = sequential.run(rt, cfg, data, str(tmp_path / cfg.name), first)
-  for r in records.values():
-    assert r["accuracy_matrix"][0][0] == pytest.approx(first[1][0])  # same first task
+  for r in records.values():  # the same stored first task, evaluated the same way: equal
+    assert r["accuracy_matrix"][0][0] == pytest.approx(first[1][0])
   ft, ewc_r, rewc_r = records["ft"], records["ewc"], records["rewc"]
   assert ft["forgetting"] > 0.3  # fine-tuning forgets task 1
   assert ewc_r["task_accuracy"][0] > ft["task_accuracy"][0]
@@ -77,6 +81,11 @@ def test_run_crashed_mid_task_resumes_to_the_same_result(data, tmp_path):
   finally:
     sequential.loop.train_loop = original
   resumed, resumed_model = sequential.run(rt, cfg, data, str(tmp_path / "crashed"), first)
+  # One process, one machine: the checkpoint restores every variable, the batches and the
+  # random streams exactly, so the resumed run computes what the uninterrupted one did with
+  # the same kernels: bit-identical (0 difference here). The tolerances (one test image of
+  # 500; 1e-3 of the weights) are loose, yet far below what a step trained twice or skipped,
+  # or an optimiser not restored, changes.
   assert resumed["task_accuracy"] == pytest.approx(full["task_accuracy"], abs=2e-3)
   for a, b in zip(full_model.get_weights(), resumed_model.get_weights()):
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
@@ -127,8 +136,13 @@ def test_with_sgd_rewc_at_lambda_0_follows_ft_and_with_adam_it_does_not(data, tm
     return max(np.abs(a - b).max() / np.abs(a - s).max()
                for a, b, s in zip(weights[opt, "ft"], weights[opt, "rewc"], start))
 
-  assert gap("sgd") < 1e-3, gap("sgd")
-  assert gap("adam") > 0.1, gap("adam")
+  # With SGD the two differ by rounding only: each step's gradient through the rotated LeNet
+  # (K ~ 3,000 float32 terms, tests/continual/test_fisher.py) is within f32(K) of FT's, so to
+  # first order the weights stay within f32(K) of how far they moved; 10 f32(K) ~ 4e-3 leaves
+  # room for the training's amplification over the epoch. Adam's gap is 25 times that.
+  bound = 10 * numerics.f32(3000)
+  assert gap("sgd") < bound, gap("sgd")
+  assert gap("adam") > 25 * bound, gap("adam")
 
 
 def test_validation_split_is_stratified_disjoint_and_fixed():
@@ -147,7 +161,7 @@ def test_fisher_images_come_from_the_chosen_split(data):
     images, labels = sequential.fisher_images(dataclasses.replace(CFG, fisher_split=split),
                                               data, 0)
     assert len(images) == CFG.fisher_samples and set(labels) == set(data.tasks[0])
-    assert all((x == im).all(axis=(1, 2, 3)).any() for im in images[:5])
+    assert all((x == im).all(axis=(1, 2, 3)).any() for im in images[:5])  # copies: exact
 
 
 def test_task_loss_never_covers_learned_classes(data):
@@ -161,6 +175,7 @@ def test_task_loss_never_covers_learned_classes(data):
       loss = tf.reduce_sum(sequential.task_loss(logits, labels, data.loss_classes(1, "unseen"),
                                                 kind))
     grad = tape.gradient(loss, logits).numpy()
+    # Exactly 0: the learned classes' logits are left out of the loss (no gradient reaches them).
     assert np.all(grad[:, :5] == 0) and np.all(np.abs(grad[:, 5:]).sum(axis=1) > 0)
   # Sigmoid: every covered logit is pushed towards its one-hot target.
   with tf.GradientTape() as tape:

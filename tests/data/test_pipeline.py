@@ -1,4 +1,7 @@
-"""Deterministic, resumable, replica-consistent input pipelines."""
+"""Deterministic, resumable, replica-consistent input pipelines.
+
+The batches hold example indices (or small integers as floats, exact in float32): the
+comparisons are exact on any machine."""
 
 import numpy as np
 import pytest

@@ -81,5 +81,7 @@ def test_unknown_domain_and_source_are_one_line_errors():
 
 def test_luminance_reads_integer_images_as_0_255_and_floats_as_0_1():
   dark = np.ones([1, 2, 2, 3], np.uint8)  # nearly black, not white
+  # float32: 1 / 255, three products and two sums with weights summing to 1 (each rounded):
+  # ~4 eps32 ~ 5e-7 relative; the wrong scale is off by a factor 255.
   np.testing.assert_allclose(colours.luminance(dark), 1 / 255, rtol=1e-6)
   np.testing.assert_allclose(colours.luminance(dark.astype(np.float32)), 1.0, rtol=1e-6)

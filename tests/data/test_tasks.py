@@ -47,6 +47,7 @@ def test_pad_to_32_centres_the_image():
   img = np.full([28, 28, 1], 255, np.uint8)
   out = preprocess.prepare(img, size=32, mode="pad", value_range="0,1").numpy()
   assert out.shape == (32, 32, 1)
+  # Exact: 255 / 255 = 1 and 0 / 255 = 0 in any float arithmetic.
   assert out[2:30, 2:30].min() == 1.0 and out[:2].max() == 0.0 and out[:, 30:].max() == 0.0
 
 
@@ -61,6 +62,8 @@ def test_center_square_keeps_the_middle(h, w):
 
 def test_scale_ranges_and_unscale_round_trip():
   x = np.array([0, 128, 255], np.uint8).reshape(1, 1, 3, 1)
+  # x / 255 * (hi - lo) + lo: three float32 roundings of values <= 1, <= 3 eps32 / 2 ~ 2e-7;
+  # unscale rounds back to the integers exactly.
   np.testing.assert_allclose(preprocess.scale(x, "-1,1").numpy().ravel(), [-1, 128 / 127.5 - 1, 1],
                              atol=1e-6)
   np.testing.assert_allclose(preprocess.scale(x, "0,1").numpy().ravel(), [0, 128 / 255, 1], atol=1e-6)

@@ -5,6 +5,9 @@ import pytest
 
 from lamp_tf.metrics import continual
 
+# The metrics are float64 arithmetic on a few numbers (~eps64 ~ 2e-16 relative): pytest.approx's
+# default 1e-6 is loose, and a wrong formula (another reference accuracy, a missing task) is off
+# by a whole accuracy difference (>= 0.05 here).
 NAN = np.nan
 R = np.array([[0.9, NAN, NAN],
               [0.6, 0.8, NAN],

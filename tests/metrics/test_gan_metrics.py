@@ -13,6 +13,8 @@ def test_frechet_distance_closed_form_for_commuting_covariances():
   s1, s2 = q @ np.diag(d1) @ q.T, q @ np.diag(d2) @ q.T  # same eigenvectors
   m1, m2 = np.zeros(4), np.array([1.0, -2.0, 0.0, 3.0])
   expected = np.sum((m1 - m2) ** 2) + np.sum(d1 + d2 - 2 * np.sqrt(d1 * d2))
+  # float64, 4 x 4, well conditioned (eigenvalues 0.5 to 36): sqrtm and the traces are within
+  # ~100 n eps64 ~ 1e-13 of the values (size ~10); a wrong formula is off by O(1).
   assert fid.frechet_distance(m1, s1, m2, s2) == pytest.approx(expected, rel=1e-9)
   assert fid.frechet_distance(m1, s1, m1, s1) == pytest.approx(0.0, abs=1e-9)
 
@@ -29,8 +31,9 @@ def test_frechet_distance_works_with_scipy_1_18_sqrtm(monkeypatch):
   monkeypatch.setattr(fid.scipy.linalg, "sqrtm", sqrtm_1_18)
   # Diagonal covariances: Tr(S1 + S2 - 2 sqrt(S1 S2)) = sum (sqrt(a) - sqrt(b))^2.
   expected = 1.0 + (1.0 - 2.0) ** 2 + (2.0 - 1.0) ** 2
-  assert fid.frechet_distance(m1, s1, m2, s2) == pytest.approx(expected, rel=1e-9)
-  # A singular product takes the regularised path, also without `disp`.
+  assert fid.frechet_distance(m1, s1, m2, s2) == pytest.approx(expected, rel=1e-9)  # as above
+  # A singular product takes the regularised path, also without `disp`: with the 1e-6 offset
+  # the value is 0 up to float64 rounding of terms of size 1e-6.
   assert fid.frechet_distance(m1, np.zeros((2, 2)), m1, np.zeros((2, 2))) == \
       pytest.approx(0.0, abs=1e-5)
 
@@ -40,6 +43,7 @@ def test_fid_of_samples_approaches_the_closed_form():
   a = rng.normal(0.0, 1.0, [20000, 3])
   b = rng.normal([1.0, 0.0, 0.0], 2.0, [20000, 3])
   expected = 1.0 + 3 * (1 + 4 - 2 * 2)
+  # Sampling error of 20,000 fixed draws (~1e-2), not rounding (float64: ~1e-12).
   assert fid.fid(a, b) == pytest.approx(expected, rel=0.05)
 
 
@@ -54,6 +58,8 @@ def test_kid_matches_a_direct_computation():
   xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
   yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
   xy = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+  # float64 sums of 900 kernel values each (size ~1 to 10), whose difference MMD^2 is a few
+  # times smaller: ~f64(900) x 10 ~ 2e-12 relative; std of one subset is exactly 0.
   assert fid.mmd2_unbiased(x, y) == pytest.approx(xx + yy - 2 * xy, rel=1e-10)
   mean, std = fid.kid(x, y, subsets=1, subset_size=100)
   assert mean == pytest.approx(xx + yy - 2 * xy, rel=1e-10) and std == 0.0
@@ -66,6 +72,8 @@ def test_iw_is_near_zero_for_the_same_distribution_and_negative_for_a_different_
   other = np.clip(rng.normal(0.5, 0.3, [400, 16, 16, 1]), -1, 1).astype(np.float32)
   close = iw.independent_wasserstein(real, same, steps=150, width=8)
   far = iw.independent_wasserstein(real, other, steps=150, width=8)
+  # Outcomes of training a critic, far from the thresholds (close ~0.01, far ~-1.5): another
+  # CPU's rounding changes them by far less than the margins.
   assert far < close - 1.0
   assert abs(close) < 0.5 * abs(far)
 
@@ -76,6 +84,8 @@ def test_iw_curve_gives_the_iw_of_a_critic_trained_each_length():
   other = np.clip(rng.normal(0.4, 0.3, [200, 16, 16, 1]), -1, 1).astype(np.float32)
   curve = iw.iw_curve(real, other, [60, 20], width=8)  # any order; one critic trained once
   alone = [iw.independent_wasserstein(real, other, steps=n, width=8) for n in (60, 20)]
+  # The same seeded training by the same code in one process: the same numbers by
+  # construction; the tolerance is far below the change of IW between 20 and 60 steps.
   np.testing.assert_allclose(curve, alone, rtol=1e-4, atol=1e-4)
   assert curve[0] != curve[1]
   with pytest.raises(ValueError, match="critic steps"):
@@ -107,7 +117,7 @@ def test_cached_classifier_is_not_reused_for_other_training_data(tmp_path):
   again = features.DomainClassifier.train_or_load(str(tmp_path), x, y, x, y, 2, steps=2,
                                                   batch_size=8)
   for a, b in zip(first.model.get_weights(), again.model.get_weights()):
-    np.testing.assert_array_equal(a, b)  # same data and settings: the cache
+    np.testing.assert_array_equal(a, b)  # same data and settings: the cache (a bitwise copy)
   other = features.DomainClassifier.train_or_load(str(tmp_path), -x, 1 - y, x, y, 2, steps=2,
                                                   batch_size=8, seed=1)
   assert len(list(tmp_path.iterdir())) == 2  # another target with as many classes: its own

@@ -36,6 +36,8 @@ def test_sigkill_then_restart_resumes_and_matches_uninterrupted_run(tmp_path):
                              f"--export_dir={tmp_path / 'killed_export'}")
   assert resumed.returncode == 0, resumed.stdout[-3000:]
   assert "restored" in resumed.stdout and "ckpt-10" in resumed.stdout
+  # --deterministic, the same program in processes of the same kind on this machine, the
+  # checkpoint restoring every variable and random stream: bit-identical by construction.
   for a, b in zip(_weights(tmp_path / "full" / "weights_worker0.npz"),
                   _weights(tmp_path / "killed" / "weights_worker0.npz")):
     np.testing.assert_array_equal(a, b)
@@ -104,7 +106,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_one_before_then_refuses_clearly(
   module, fresh = state_with([0.0, 0.0])
   assert fresh.restore()
   assert int(fresh.step) == 4
-  np.testing.assert_array_equal(module.v.numpy(), [1.0, 2.0])
+  np.testing.assert_array_equal(module.v.numpy(), [1.0, 2.0])  # restored bits: exact
   _truncate(str(tmp_path / "ckpt-4"))
   (tmp_path / "checkpoint").write_text("garbage {")  # a damaged index too
   with pytest.raises(loop.DamagedCheckpointError, match=r"ckpt-8, ckpt-4.*delete that directory"):
@@ -154,6 +156,9 @@ def _spc_runtime(workdir, steps_per_call, checkpoint_every=5):
 def test_several_steps_per_call_train_the_same_steps_with_checkpoints_in_place(tmp_path):
   one, _ = tiny_program.train(_spc_runtime(tmp_path / "one", 1), 23)
   many, state = tiny_program.train(_spc_runtime(tmp_path / "many", 7), 23)
+  # One process: both run the same step function with the same kernels (several to a call
+  # only loop it), so the same arithmetic: bit-identical (0 difference here). The tolerance
+  # is loose; a step skipped or repeated moves the weights by ~lr = 1e-2 (Adam).
   for a, b in zip(one.get_weights(), many.get_weights()):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   assert int(state.step) == 23

@@ -29,19 +29,20 @@ def data(seed_examples=512):
   return x.astype(np.float32), ex.labels
 
 
-def build(rt, lr, seed):
+def build(rt, lr, seed, optimizer="adam"):
   keras.utils.set_random_seed(seed)
   with rt.strategy.scope():
     model = keras.Sequential([keras.Input([INPUT]), keras.layers.Dense(16, activation="relu"),
                               keras.layers.Dense(10)])
-    optimizer = keras.optimizers.Adam(lr)
+    optimizer = keras.optimizers.Adam(lr) if optimizer == "adam" else keras.optimizers.SGD(lr)
   strategy_lib.build_optimizer(rt.strategy, optimizer, model.trainable_variables)
   return model, optimizer
 
 
-def train(rt, steps, batch_size=32, seed=0, lr=1e-2, nan_at_step=0, actions=()):
+def train(rt, steps, batch_size=32, seed=0, lr=1e-2, nan_at_step=0, actions=(),
+          optimizer="adam"):
   """Trains (or resumes) the tiny model; returns the model."""
-  model, optimizer = build(rt, lr, seed)
+  model, optimizer = build(rt, lr, seed, optimizer)
   state = rt.train_state("train", seed, model=model, optimizer=optimizer)
   state.restore()
   x, y = data()
@@ -80,6 +81,7 @@ def define_flags():
   flags.DEFINE_integer("steps", 40, "Training steps.", lower_bound=1)
   flags.DEFINE_integer("batch_size", 32, "Global batch size.", lower_bound=1)
   flags.DEFINE_float("lr", 1e-2, "Learning rate.", lower_bound=0.0)
+  flags.DEFINE_enum("optimizer", "adam", ["adam", "sgd"], "Optimiser.")
   flags.DEFINE_integer("seed", 0, "Seed.")
   flags.DEFINE_integer("kill_at_step", 0, "SIGKILL this process after this step (0: never).")
   flags.DEFINE_integer("nan_at_step", 0, "Make the loss NaN from this step on (0: never).")
@@ -90,7 +92,7 @@ def main(argv):
   rt = runtime_flags.runtime_from_flags()
   rt.seed(FLAGS.seed)
   if FLAGS.export_only:
-    model, _ = build(rt, FLAGS.lr, FLAGS.seed)
+    model, _ = build(rt, FLAGS.lr, FLAGS.seed, FLAGS.optimizer)
     state = rt.train_state("train", FLAGS.seed, model=model)
     if not state.restore(partial=True):
       raise app.UsageError(f"--export_only: no checkpoint in {FLAGS.workdir}/train.")
@@ -98,7 +100,7 @@ def main(argv):
     return
   kill = [(1, lambda s: os.kill(os.getpid(), signal.SIGKILL) if s == FLAGS.kill_at_step else None)]
   model, _ = train(rt, FLAGS.steps, FLAGS.batch_size, FLAGS.seed, FLAGS.lr, FLAGS.nan_at_step,
-                   actions=kill)
+                   actions=kill, optimizer=FLAGS.optimizer)
   worker = strategy_lib.worker_id(rt.strategy)
   np.savez(os.path.join(FLAGS.workdir, f"weights_worker{worker}.npz"), *model.get_weights())
   if rt.is_chief:
