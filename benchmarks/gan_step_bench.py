@@ -160,6 +160,8 @@ def main():
   parser.add_argument("--iterations", type=int, default=10)
   parser.add_argument("--rounds", type=int, default=3)
   parser.add_argument("--json", default="")
+  parser.add_argument("--policies", default="float32,mixed_bfloat16",
+                      help="Precisions measured (float32 alone skips the slow bf16 runs).")
   args = parser.parse_args()
   try:
     import torch
@@ -171,7 +173,7 @@ def main():
   rows, summary = [], {}
   for batch in [int(b) for b in args.batches.split(",")]:
     runners = {}
-    for policy in ("float32", "mixed_bfloat16"):
+    for policy in args.policies.split(","):
       for spc in (1, 10):
         runners[f"TF {policy} spc{spc}"], p_tf = lamp_tf_runner(batch, 5, images, labels,
                                                                 policy, spc)
@@ -190,24 +192,27 @@ def main():
     ratios = {
         "TF / PyTorch, float32": med["TF float32 spc1"] / med["PyTorch float32"],
         "TF / PyTorch, float32, 10 per call": med["TF float32 spc10"] / med["PyTorch float32"],
-        "TF / PyTorch, bfloat16": med["TF mixed_bfloat16 spc1"] / med["PyTorch mixed_bfloat16"],
-        "TF bfloat16 / TF float32": med["TF mixed_bfloat16 spc1"] / med["TF float32 spc1"],
         "TF 10 per call / 1 per call, float32": med["TF float32 spc10"] / med["TF float32 spc1"],
     }
+    if "TF mixed_bfloat16 spc1" in med:
+      ratios["TF / PyTorch, bfloat16"] = (med["TF mixed_bfloat16 spc1"] /
+                                          med["PyTorch mixed_bfloat16"])
+      ratios["TF bfloat16 / TF float32"] = med["TF mixed_bfloat16 spc1"] / med["TF float32 spc1"]
     summary[batch] = {"iterations_per_s": med, "ratios": ratios}
     for name, value in med.items():
       rows.append(f"| {batch} | {name} | {value:.2f} |")
     for name, value in ratios.items():
       rows.append(f"| {batch} | ratio {name} | {value:.2f} |")
   print(f"networks: {p_tf:,} parameters; 5 critic + 1 generator updates per iteration; "
-        f"TensorFlow {tf.__version__}, PyTorch {version} ({threads} threads); median of "
+        f"TensorFlow {tf.__version__} (oneDNN {'on' if cpu.onednn_enabled() else 'off'}), "
+        f"PyTorch {version} ({threads} threads); median of "
         f"{args.rounds} rounds of {args.iterations} iterations")
   print("| batch | configuration | iterations/s or ratio |\n|---|---|---|")
   print("\n".join(rows))
   if args.json:
     files.write_json(args.json, {"tensorflow": tf.__version__, "torch": version,
                                  "threads": threads, "batches": summary,
-                                 "cpu": cpu.this_machine()})
+                                 "cpu": cpu.this_machine(), "onednn": cpu.onednn_enabled()})
 
 
 if __name__ == "__main__":

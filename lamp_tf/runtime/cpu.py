@@ -55,3 +55,14 @@ def record(text):
 def this_machine():
   """`record` of this machine's /proc/cpuinfo."""
   return record(read_cpuinfo())
+
+
+def onednn_enabled():
+  """Whether TensorFlow in this process runs its oneDNN kernels (decided when TensorFlow loads:
+  TF_ENABLE_ONEDNN_OPTS, or by default only on CPUs with AVX-512 VNNI/BF16 or AMX); None where
+  TensorFlow does not say."""
+  try:
+    from tensorflow.python.util import _pywrap_util_port  # TF's own test utilities read it here
+    return bool(_pywrap_util_port.IsMklEnabled())
+  except (ImportError, AttributeError):
+    return None
