@@ -14,7 +14,9 @@ Per-example gradients are exact and batched, never the square of a mini-batch me
   square is (a_i^2)^T (g_i^2), so the Fisher's sum over examples is one matmul (a^2)^T (g^2)
   and no per-example gradient is formed. A convolution's square does not factor: its
   per-example gradients are formed kernel tap by kernel tap (the input under tap (i, j), a
-  strided slice, times g: [B, C_in, C_out] each), squared and summed over the batch;
+  strided slice, times g: [B, C_in, C_out] each; with one input channel, all taps at once as
+  a depthwise filter gradient with the examples as channels), squared and summed over the
+  batch;
 - any other model falls back to `GradientTape.jacobian` (vectorised with pfor), which is exact
   but several times slower on CPU for convolutions.
 The batched functions are traced once per model and example shape (for any batch size) and
@@ -148,6 +150,17 @@ def record(model, x, names, class_mask, labels=None, seed=None):
   return inputs, tape.gradient(total, outputs), labels
 
 
+def _output_size(layer, h, w):
+  """(output height, width, padding [[top, bottom], [left, right]]) of a convolution on an
+  input of spatial size h x w (TensorFlow's 'SAME' puts an odd pixel at the bottom and right)."""
+  (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
+  if layer.padding.upper() == "SAME":
+    oh, ow = -(-h // sh), -(-w // sw)
+    ph, pw = max((oh - 1) * sh + kh - h, 0), max((ow - 1) * sw + kw - w, 0)
+    return oh, ow, [[ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2]]
+  return (h - kh) // sh + 1, (w - kw) // sw + 1, [[0, 0], [0, 0]]
+
+
 def taps(layer, x):
   """A convolution's input under each kernel tap (i, j), in row-major tap order: a list of
   kh*kw tensors [B, positions, C] (strided slices of the zero-padded input).
@@ -157,17 +170,12 @@ def taps(layer, x):
   tf.image.extract_patches, most for few channels, and used tap by tap they need no
   [B, positions, kh*kw*C] tensor. The input's spatial size must be known when traced.
   """
-  kh, kw = layer.kernel_size
-  sh, sw = layer.strides
-  h, w, c = x.shape[1:]
-  if layer.padding.upper() == "SAME":
-    oh, ow = -(-h // sh), -(-w // sw)
-    ph, pw = max((oh - 1) * sh + kh - h, 0), max((ow - 1) * sw + kw - w, 0)
-    x = tf.pad(x, [[0, 0], [ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2], [0, 0]])
-  else:
-    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+  (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
+  oh, ow, padding = _output_size(layer, *x.shape[1:3])
+  x = tf.pad(x, [[0, 0], *padding, [0, 0]])
   b = tf.shape(x)[0]
-  return [tf.reshape(x[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw], [b, oh * ow, c])
+  return [tf.reshape(x[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw],
+                     [b, oh * ow, x.shape[-1]])
           for i in range(kh) for j in range(kw)]
 
 
@@ -204,10 +212,29 @@ def _kernel_parts(layer, a, g):
   convolution (U1^T times the stacked taps). `a`, `g` as `_in_kernel_basis` returns them."""
   if isinstance(layer, DENSE):
     return [tf.matmul(tf.reshape(a, [tf.shape(a)[0], -1, a.shape[-1]]), g, transpose_a=True)]
-  parts = [tf.matmul(t, g, transpose_a=True) for t in taps(layer, a)]
+  if a.shape[-1] == 1 and layer.strides[0] == layer.strides[1]:
+    parts = [_one_channel_products(layer, a, g)]
+  else:
+    parts = [tf.matmul(t, g, transpose_a=True) for t in taps(layer, a)]
   if _patch_rotated(layer):
     return [tf.einsum("kl,bko->blo", layer.u1, tf.concat(parts, axis=1))]
   return parts
+
+
+def _one_channel_products(layer, a, g):
+  """Per-example kernel gradients [B, kh*kw, out] of a convolution with one input channel (a
+  first layer on grey images) as the filter gradient of one depthwise convolution with the
+  examples as its channels: 2-2.5x faster on CPU than tap-by-tap [B, 1, out] products. (With
+  more channels g would have to be copied per channel, which costs more than it saves.)"""
+  (kh, kw), b, out = layer.kernel_size, tf.shape(a)[0], g.shape[-1]
+  oh, ow, _ = _output_size(layer, *a.shape[1:3])
+  x = tf.transpose(a, [3, 1, 2, 0])  # [1, H, W, B]
+  # Output channel b * out + o of the depthwise convolution is example b's output o.
+  dy = tf.reshape(tf.transpose(tf.reshape(g, [b, oh, ow, out]), [1, 2, 0, 3]), [1, oh, ow, -1])
+  f = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
+      input=x, filter_sizes=tf.stack([kh, kw, b, out]), out_backprop=dy,
+      strides=[1, *layer.strides, 1], padding=layer.padding.upper())
+  return tf.transpose(tf.reshape(f, [kh * kw, b, out]), [1, 0, 2])
 
 
 def _by_variable(layer, kernel, bias):

@@ -166,11 +166,12 @@ def test_dense_on_sequences_and_dilated_convolutions_match_the_loop(case):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-12 + 1e-5 * np.abs(b).max())
 
 
-def _small_convnet(seed):
+def _small_convnet(seed, channels=2):
   keras.utils.set_random_seed(seed)
   L = keras.layers
   return keras.Sequential([
-      keras.Input((10, 10, 2)), L.Conv2D(4, 3, strides=2, padding="same", name="conv"), L.ReLU(),
+      keras.Input((10, 10, channels)), L.Conv2D(4, 3, strides=2, padding="same", name="conv"),
+      L.ReLU(),
       L.Conv2D(5, 3, padding="same", name="rconv"), L.ReLU(), L.Flatten(),
       L.Dense(8, name="fc"), L.ReLU(), L.Dense(6, name="rfc")])
 
@@ -265,15 +266,19 @@ def _torch_forward(model):
   return forward
 
 
-@pytest.mark.parametrize("factor", ["channel", "patch"])
-def test_fisher_is_exact_against_torch_func_per_example_gradients(factor):
+@pytest.mark.parametrize("factor,channels,rotate", [
+    ("channel", 2, "rconv"), ("patch", 2, "rconv"), ("channel", 1, "rconv"),
+    ("patch", 1, "conv")])
+def test_fisher_is_exact_against_torch_func_per_example_gradients(factor, channels, rotate):
   torch = pytest.importorskip("torch")  # not in CI (`.[test]`); `make bench` installs it
-  # Every layer kind: Conv2D (stride 2, 'same' padding), RotatedConv2D, Dense, RotatedDense.
-  model = _rotated(_small_convnet(7), ["rconv", "rfc"], factor, 8)
+  # Every layer kind: Conv2D, RotatedConv2D (one of them strided with 'same' padding, the other
+  # 'same'), Dense, RotatedDense; a first convolution on one channel (a depthwise filter
+  # gradient) or two (tap by tap), plain or patch-rotated.
+  model = _rotated(_small_convnet(7, channels), [rotate, "rfc"], factor, 8)
   kinds = {type(l) for l in model.layers}
   assert {keras.layers.Conv2D, RotatedConv2D, keras.layers.Dense, RotatedDense} <= kinds
   assert fisher.layerwise_supported(model)
-  images = np.random.default_rng(3).normal(size=(12, 10, 10, 2)).astype(np.float32)
+  images = np.random.default_rng(3).normal(size=(12, 10, 10, channels)).astype(np.float32)
   labels = np.arange(12) % 6
   forward = _torch_forward(model)
   params = {v.path: torch.tensor(v.numpy()) for v in model.trainable_variables}
