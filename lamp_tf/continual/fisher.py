@@ -292,7 +292,7 @@ def _jacobian(model, variables, class_mask, x, labels, seed):
 def gradient_function(model, variables, x, labels=None, class_mask=None, squared=False):
   """The compiled function (see `batch_function`; labels None: sampled) giving per-example
   gradients [B, *shape] of `variables`, or with `squared` their squares summed over the batch;
-  one per model, variables, mask and batch shape (`compiled`)."""
+  one per model, variables, mask and example shape (`compiled`)."""
   key = ("squared" if squared else "per_example", tuple(id(v) for v in variables),
          mask_key(class_mask), batch_key(x, labels))
 
@@ -321,8 +321,9 @@ def diagonal_fisher(model, images, labels=None, *, kind="true", seed=0, batch_si
     labels: true labels [N]; needed for kind='empirical'.
     kind: 'true' (labels sampled from the model) or 'empirical' (true labels).
     seed: seed of the sampled labels (int); batch b uses [seed, b].
-    batch_size: examples per batch (memory: at most batch_size x the largest convolution
-      kernel's tap [C_in, C_out] per tap, or batch_size x #parameters for the Jacobian).
+    batch_size: examples per batch (memory: their activations, and their per-example
+      gradients of a convolution kernel, formed tap by tap, or for the Jacobian fallback of
+      all parameters).
     class_mask: boolean [num_classes] or None.
   """
   if kind not in KINDS:
