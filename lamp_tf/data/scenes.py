@@ -11,14 +11,13 @@ seed; the resolution is a parameter.
 Coordinates: x to the right, y up, z into the room; metres. Depth is the z-buffer depth along
 the camera's viewing axis (what RGB-D sensors report), not the ray length.
 
-Two versions of the scenes (the same rooms, furniture and cameras for a seed; `version`):
-
-| class | relief in version 1 | relief in version 2 |
-|---|---|---|
-| window | none: a rectangle painted on the wall | an opening: the glass 0.12-0.30 m behind the wall plane, its reveals (the opening's sides, labelled window) between |
-| picture | none: a rectangle painted on the wall | a frame standing 0.02-0.05 m off the wall |
-| tv | a box 0.01-0.07 m off the back wall, or on a cabinet | the same |
-| every other class | boxes (furniture, objects, books) or the room's planes | the same |
+Two versions of the scenes (`version`: the same rooms, furniture and cameras for a seed), by
+the relief of each class (what a depth map can see of it):
+- window: version 1 none (a rectangle painted on the wall); version 2 an opening, the glass
+  0.12-0.30 m behind the wall plane, its reveals (the opening's sides, labelled window) between;
+- picture: version 1 none (painted on the wall); version 2 a frame 0.02-0.05 m off the wall;
+- tv: both versions a box 0.01-0.07 m off the back wall, or on a cabinet;
+- every other class: both versions boxes (furniture, objects, books) or the room's planes.
 
 Version 1 is what every result before 2026-12-07 was made with; in version 2 windows and
 pictures have a depth signature, as in rendered 3D rooms (SceneNet RGB-D, the paper's data,

@@ -2,9 +2,9 @@
 
 `ProceduralScenes` renders scene seeds [0, num_train) for 'train' and [10^6, 10^6 + num_test)
 for 'test' (disjoint), each example holding the RGB image, metric depth, the 13-class
-segmentation (13 = void) and the seed. Configs are named by resolution, counts and scenes version, e.g.
-'64px_2000_300' (version 1) or '64px_2000_300_v2'; `load_scenes` builds the config it needs and
-returns arrays.
+segmentation (13 = void) and the seed. Configs are named by resolution, counts and scenes
+version, e.g. '64px_2000_300' (version 1) or '64px_2000_300_v2'; `load_scenes` builds the config
+it needs and returns arrays.
 """
 
 import dataclasses

@@ -738,7 +738,8 @@ def report_sections(cfg, records, recolour_scores, figs, n_rs, n_rd, n_test, see
            ("mm_zero_pair", main, bn, "flags"), ("mm_multimodal", main, bn, "flags"),
            ("mm_rgb2seg", main, bn, "flags")]
   for method, side, test_bn, objective in order:
-    recs = tables.select(records, method=method, side_info=side, test_bn=test_bn, objective=objective)
+    recs = tables.select(records, method=method, side_info=side, test_bn=test_bn,
+                         objective=objective)
     if not recs:
       continue
     name = MODEL_NAMES[method] + (f" ({side})" if method.startswith("mm_") else "")
@@ -769,7 +770,8 @@ def report_sections(cfg, records, recolour_scores, figs, n_rs, n_rd, n_test, see
         tables.cell(tables.select(records, method="mm_cascade", side_info=side, test_bn=bn,
                       objective="flags"), "miou"),
         tables.cell(z, "depth_paired_rgb2depth_rmse", 1.0),
-        tables.cell(z, "depth_paired_rgb2depth_delta1"), tables.cell(z, "depth_zero_pair_seg2depth_rmse",
+        tables.cell(z, "depth_paired_rgb2depth_delta1"),
+        tables.cell(z, "depth_zero_pair_seg2depth_rmse",
                                                          1.0)]
        for side in cfg.side_info
        for z in [tables.select(records, method="mm_zero_pair", side_info=side, test_bn=bn,
@@ -782,9 +784,11 @@ def report_sections(cfg, records, recolour_scores, figs, n_rs, n_rd, n_test, see
     zero = [r for r in sel("mm_zero_pair") if "latent_distance" in r]
     if zero:
       agreement = np.mean([r["indices_agreement"] for r in zero], axis=0)
-      swap_rows.append([side, tables.cell(zero, "miou"), tables.cell(sel("mm_depth_latent_rgb_side"), "miou"),
+      swap_rows.append([side, tables.cell(zero, "miou"),
+                        tables.cell(sel("mm_depth_latent_rgb_side"), "miou"),
                         tables.cell(sel("mm_rgb_latent_depth_side"), "miou"),
-                        tables.cell(sel("mm_rgb2seg"), "miou"), tables.cell(zero, "latent_distance", 1.0),
+                        tables.cell(sel("mm_rgb2seg"), "miou"),
+                        tables.cell(zero, "latent_distance", 1.0),
                         tables.cell(zero, "latent_distance_train", 1.0),
                         " / ".join(f"{100 * a:.0f}" for a in agreement)])
   bn_rows = []

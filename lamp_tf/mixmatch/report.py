@@ -88,8 +88,9 @@ def alignment_sections(records, side_infos, bn, objective="flags"):
 
 def interventions_section(records, interventions, main, bn, cascades):
   """(title, markdown): the flags' model and each intervention (one trained model per seed,
-  `main` side information): zero-pair mIoU, its per-class difference from the flags' model, the M&M cascade and paired R->S of the same models, the alignment at the end of
-  training; then zero-pair against each baseline cascade."""
+  `main` side information): zero-pair mIoU, its per-class difference from the flags' model, the
+  M&M cascade and paired R->S of the same models, the alignment at the end of training; then
+  zero-pair against each baseline cascade."""
   header = (["model", "zero-pair mIoU %", "M&M cascade mIoU %", "R→S mIoU %",
              "latent distance (train)", "indices agreement % (test)"] +
             [f"Δ {c}" for c in scenes.CLASSES])
