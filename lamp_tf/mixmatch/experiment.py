@@ -274,7 +274,8 @@ def train_mixmatch(rt, cfg, pairs, side_info, seed, variant, run_name):
                  f"{run_name}_warm_start", warm, seed, variant)
   trace = _train_phase(rt, cfg, model, variant.weights, pairs, run_dir, run_name,
                        cfg.steps - max(warm, 0), seed, variant)
-  model.training_trace = trace.summary()
+  # The trace's steps count the mix-and-match objective's steps, after the warm start's.
+  model.training_trace = {**trace.summary(), "warm_start_steps": max(warm, 0)}
   return model
 
 

@@ -33,6 +33,7 @@ def test_mixmatch_experiment(tmp_path):
       resolution=16, num_scenes=16, num_test_scenes=4, widths=(4, 8), side_info=("indices",),
       steps=3, baseline_steps=2, batch_size=4, baselines=("pix2pix", "cyclegan"), seeds=(3,),
       recolour_steps=2, recolour_width=8, panel_scenes=2, data_dir=str(tmp_path / "tfds"),
+      warm_start=0.0,  # tested on its own (tests/mixmatch); here it would double the compiling
       interventions=("align_scale=relative+latent_weight=2",))
   rt = runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(tmp_path / "w"),
                              export_dir="", log_every_secs=1e9)
@@ -55,6 +56,7 @@ def test_mixmatch_experiment(tmp_path):
   assert {r["method"] for r in changed} >= {"mm_zero_pair", "mm_cascade", "mm_rgb2seg"}
   zero = [r for r in runs if r["method"] == "mm_zero_pair" and r["test_bn"] == "batch"]
   for r in zero:
+    assert r["warm_start_steps"] == 0
     assert r["probe_steps"][0] == 0 and r["probe_steps"][-1] == 3
     assert len(r["probe_indices_agreement"][0]) == 2 and "loss_end_latent_depth" in r
   assert any(c["claim"].endswith("(intervention align_scale=relative+latent_weight=2)")
