@@ -78,10 +78,10 @@ def alignment_sections(records, side_infos, bn, objective="flags"):
        "objective's, after the warm start's paired translations where the model has one. Latent "
        "distance: as in the section above (0 identical, 1 the constant mean latent, 2 another "
        "scene). Alignment loss: the objective's alignment term without its weight, at the maps "
-       "the flags align, raw (the reference's mean squared difference) and relative (divided by the two maps' variance "
-       "across each batch's scenes, `--align_scale=relative`; about 2 for unrelated scenes). "
-       "A raw loss that falls while the latent distance does not is the encodings shrinking or "
-       "turning scene-independent, not aligning."),
+       "the flags align, raw (the reference's mean squared difference) and relative (divided by "
+       "the two maps' variance across each batch's scenes, `--align_scale=relative`; about 2 for"
+       " unrelated scenes). A raw loss that falls while the latent distance does not is the "
+       "encodings shrinking or turning scene-independent, not aligning."),
       ("Loss terms at the first and the last recorded step (weighted, mean over seeds)",
        results.markdown_table(["side information", "term", "first step", "last step"],
                               loss_rows))]
