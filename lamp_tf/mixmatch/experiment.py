@@ -850,7 +850,8 @@ def report_sections(cfg, records, recolour_scores, figs, n_rs, n_rd, n_test, see
   sections += tables.alignment_sections(records, cfg.side_info, bn)
   if cfg.interventions:
     sections.append(tables.interventions_section(
-        records, cfg.interventions, main, bn, _cascades(records, main, bn)))
+        records, cfg.interventions, main, bn,
+        lambda objective: _cascades(records, main, bn, objective)))
   sections.append(
       ("Batch norm at test: the same trained models, both ways (mIoU %)", test_bn_table))
   if cfg.ablation:

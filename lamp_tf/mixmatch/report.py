@@ -91,7 +91,8 @@ def interventions_section(records, interventions, main, bn, cascades):
   """(title, markdown): the flags' model and each intervention (one trained model per seed,
   `main` side information): zero-pair mIoU, its per-class difference from the flags' model, the
   M&M cascade and paired R->S of the same models, the alignment at the end of training; then
-  zero-pair against each baseline cascade."""
+  zero-pair against each cascade of `cascades(objective)` ({name: records}: the M&M cascade of
+  the same models and the baseline cascades)."""
   header = (["model", "zero-pair mIoU %", "M&M cascade mIoU %", "R→S mIoU %",
              "latent distance (train)", "indices agreement % (test)"] +
             [f"Δ {c}" for c in scenes.CLASSES])
@@ -116,7 +117,7 @@ def interventions_section(records, interventions, main, bn, cascades):
   for name in ("flags",) + tuple(interventions):
     zero = per_seed(select(records, method="mm_zero_pair", side_info=main, test_bn=bn,
                            objective=name))
-    for cname, crecs in cascades.items():
+    for cname, crecs in cascades(name).items():
       other = per_seed(crecs)
       seeds = sorted(set(zero) & set(other))
       if seeds:
