@@ -468,6 +468,7 @@ def test_warm_start_trains_the_paired_translations_then_mixmatch_from_their_weig
                            "max_feature_depth"}
   assert {"seg2seg", "depth2depth", "latent_depth", "max_feature_depth"} <= main_terms
   assert model.training_trace["probe_steps"] == [0, 1, 2, 3]  # before, and every 3 // 4 steps
+  assert model.training_trace["warm_start_steps"] == 2  # round(0.4 * 5), before those 3
   # A killed run that finished the warm start but wrote no mix-and-match checkpoint starts the
   # mix-and-match part again from the warm start's weights; a finished one trains nothing.
   import shutil
@@ -481,3 +482,21 @@ def test_warm_start_trains_the_paired_translations_then_mixmatch_from_their_weig
   started.clear()
   experiment.train_mixmatch(rt, cfg, pairs, "indices", 0, variant, "run")
   assert "run_warm_start" not in started and started["run/opt"] == 3
+
+
+def test_each_interventions_zero_pair_is_compared_with_its_own_mm_cascade():
+  """The interventions table pairs each model's zero-pair with the M&M cascade of the same
+  models (a report once used the flags' model's cascade for every row)."""
+  from lamp_tf.mixmatch import experiment, report
+  rec = lambda method, objective, miou: {"method": method, "side_info": "indices", "seed": 1,
+                                         "test_bn": "batch", "objective": objective,
+                                         "miou": miou, "per_class_iou": [miou] * 13}
+  records = [rec("mm_zero_pair", "flags", 0.20), rec("mm_cascade", "flags", 0.10),
+             rec("mm_zero_pair", "align_scale=raw", 0.20), rec("mm_cascade", "align_scale=raw",
+                                                               0.30)]
+  _, md = report.interventions_section(
+      records, ("align_scale=raw",), "indices", "batch",
+      lambda objective: experiment._cascades(records, "indices", "batch", objective))
+  versus = md[md.index("| model | cascade"):]
+  assert "| the flags' model | M&M cascade | 10" in versus  # 20 - 10 points
+  assert "| align_scale=raw | M&M cascade | -10" in versus  # 20 - 30, not 20 - 10
