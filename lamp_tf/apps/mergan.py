@@ -14,7 +14,7 @@ SavedModel `generate(z, label) -> images`.
 
 import dataclasses
 
-from absl import app, flags
+from absl import flags
 
 from lamp_tf.apps import gan_flags
 from lamp_tf.continual import mergan, mergan_experiment
@@ -53,21 +53,7 @@ def experiment_config():
       mergan.MerganConfig, method=cfg.methods[0], seed=cfg.seeds[0]))
 
 
-def main(argv):
-  del argv
-  rt = runtime_flags.runtime_from_flags()
-  try:
-    cfg = experiment_config()
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
-  if FLAGS.export_only:
-    records = runtime_flags.finished_results(FLAGS.workdir)["runs"]
-    mergan_experiment.Experiment(rt, cfg, FLAGS.workdir).export_best(
-        rt, records, FLAGS.export_dir, rt.export_version, runtime_flags.flag_values())
-    return
-  mergan_experiment.train_and_evaluate(rt, cfg, FLAGS.workdir, export_dir=FLAGS.export_dir,
-                                       export_version=rt.export_version,
-                                       flags=runtime_flags.flag_values())
+main = runtime_flags.experiment_main(mergan_experiment, experiment_config)
 
 
 def run():

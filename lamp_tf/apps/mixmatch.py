@@ -10,12 +10,10 @@ exports the main model with a signature per (source, target) modality pair. The 
 lamp_tf.mixmatch.experiment.train_and_evaluate; this program turns its flags into the config.
 """
 
-from absl import app, flags
+from absl import flags
 
 from lamp_tf.mixmatch import experiment
 from lamp_tf.runtime import flags as runtime_flags, settings
-
-FLAGS = flags.FLAGS
 
 runtime_flags.define_runtime_flags("mixmatch")
 flags.adopt_module_key_flags(runtime_flags)
@@ -27,18 +25,7 @@ def experiment_config():
   return settings.from_flags(experiment.ExperimentConfig)
 
 
-def main(argv):
-  del argv
-  rt = runtime_flags.runtime_from_flags()
-  try:
-    cfg = experiment.validate(experiment_config())
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
-  if FLAGS.export_only:
-    experiment.export_only(rt, cfg, FLAGS.workdir, FLAGS.export_dir, runtime_flags.flag_values())
-    return
-  experiment.train_and_evaluate(rt, cfg, FLAGS.workdir, export_dir=FLAGS.export_dir,
-                                flags=runtime_flags.flag_values())
+main = runtime_flags.experiment_main(experiment, experiment_config)
 
 
 def run():

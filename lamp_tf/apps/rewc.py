@@ -21,8 +21,6 @@ from absl import flags
 from lamp_tf.continual import rewc_experiment
 from lamp_tf.runtime import flags as runtime_flags, settings
 
-FLAGS = flags.FLAGS
-
 runtime_flags.define_runtime_flags("rewc")
 flags.adopt_module_key_flags(runtime_flags)
 settings.define_flags(rewc_experiment.ExperimentConfig)
@@ -33,16 +31,7 @@ def experiment_config():
   return settings.from_flags(rewc_experiment.ExperimentConfig)
 
 
-def main(argv):
-  del argv
-  rt = runtime_flags.runtime_from_flags()
-  cfg = experiment_config()
-  if FLAGS.export_only:
-    rewc_experiment.export_only(rt, cfg, FLAGS.workdir, FLAGS.export_dir,
-                                runtime_flags.flag_values())
-    return
-  rewc_experiment.train_and_evaluate(rt, cfg, FLAGS.workdir, export_dir=FLAGS.export_dir,
-                                     flags=runtime_flags.flag_values())
+main = runtime_flags.experiment_main(rewc_experiment, experiment_config)
 
 
 def run():

@@ -18,8 +18,6 @@ from absl import flags
 from lamp_tf.mixmatch import style_experiment
 from lamp_tf.runtime import flags as runtime_flags, settings
 
-FLAGS = flags.FLAGS
-
 runtime_flags.define_runtime_flags("style_transfer")
 flags.adopt_module_key_flags(runtime_flags)
 settings.define_flags(style_experiment.ExperimentConfig)
@@ -30,16 +28,7 @@ def experiment_config():
   return settings.from_flags(style_experiment.ExperimentConfig)
 
 
-def main(argv):
-  del argv
-  cfg = experiment_config().validate()
-  rt = runtime_flags.runtime_from_flags()
-  if FLAGS.export_only:
-    style_experiment.export_only(rt, cfg, FLAGS.workdir, FLAGS.export_dir,
-                                 runtime_flags.flag_values())
-    return
-  style_experiment.train_and_evaluate(rt, cfg, FLAGS.workdir, export_dir=FLAGS.export_dir,
-                                      flags=runtime_flags.flag_values())
+main = runtime_flags.experiment_main(style_experiment, experiment_config)
 
 
 def run():

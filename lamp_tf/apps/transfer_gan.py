@@ -15,8 +15,6 @@ from lamp_tf.apps import gan_flags
 from lamp_tf.runtime import flags as runtime_flags, settings
 from lamp_tf.transfer_gan import experiment
 
-FLAGS = flags.FLAGS
-
 runtime_flags.define_runtime_flags("transfer_gan")
 flags.adopt_module_key_flags(runtime_flags)
 gan_flags.define_network_flags()
@@ -31,16 +29,7 @@ def experiment_config():
   return settings.from_flags(experiment.ExperimentConfig)
 
 
-def main(argv):
-  del argv
-  cfg = experiment_config().validate()
-  rt = runtime_flags.runtime_from_flags()
-  if FLAGS.export_only:
-    experiment.export_only(rt, cfg, FLAGS.workdir, FLAGS.export_dir,
-                           runtime_flags.flag_values())
-    return
-  experiment.train_and_evaluate(rt, cfg, FLAGS.workdir, export_dir=FLAGS.export_dir,
-                                flags=runtime_flags.flag_values())
+main = runtime_flags.experiment_main(experiment, experiment_config)
 
 
 def run():

@@ -1,6 +1,6 @@
 """A MeRGAN experiment: every method and seed over the tasks, scored, tabled and exported.
 
-`train_and_evaluate(rt, cfg, workdir)` is what `lamp-tf-mergan` runs (the program only turns
+`train_and_evaluate(rt, cfg)` is what `lamp-tf-mergan` runs (the program only turns
 its flags into an `ExperimentConfig`); tests and notebooks call it directly. For every seed the
 first task is trained once and shared by the conditional methods (they train the identical
 task), then each method of `cfg.methods` (EWC once per weight of `cfg.ewc_weights`) runs over
@@ -20,7 +20,7 @@ from absl import logging
 from lamp_tf.continual import mergan
 from lamp_tf.data import gan_data, preprocess, tasks as tasks_lib
 from lamp_tf.metrics import evaluators, features as features_lib
-from lamp_tf.runtime import figures, flags as runtime_flags, results
+from lamp_tf.runtime import figures, flags as runtime_flags, results, settings
 from lamp_tf.runtime.settings import setting
 
 PROGRAM = "lamp-tf-mergan"
@@ -251,7 +251,7 @@ class Experiment:
           record = mergan.run(rt, cfg.run("sft", seed), self.gan, self.train.images,
                               self.train.labels, self.tasks[:1], first, evaluator, grid_z)
           if rt.is_chief:
-            results.save_record(first, record)
+            record = results.save_record(first, record)
       for label, method, weight in run_specs(cfg):
         directory = self.run_dir(method, seed, weight)
         record = results.load_record(directory)
@@ -261,10 +261,9 @@ class Experiment:
           record = mergan.run(rt, cfg.run(method, seed, weight), self.gan, self.train.images,
                               self.train.labels, self.tasks, directory, evaluator, grid_z,
                               init_from=None if method == "dgr" else first)
-          record = {"dataset": cfg.dataset, "num_tasks": len(self.tasks), **record,
-                    "code_version": results.code_version()}
+          record = {"dataset": cfg.dataset, "num_tasks": len(self.tasks), **record}
           if rt.is_chief:
-            results.save_record(directory, record)
+            record = results.save_record(directory, record)
         record["label"] = label
         logging.info("%s seed %d: accuracy %.4f reverse %.4f FID %.2f", label, seed,
                      record["accuracy"], record["reverse_accuracy"], record["fid"])
@@ -344,11 +343,26 @@ class Experiment:
     ]
 
 
-def train_and_evaluate(rt, cfg, workdir, *, export_dir=None, export_version=None, flags=None):
-  """Runs the experiment into `workdir` (resuming and reusing what is finished there), writes
+def validate(cfg):
+  """`cfg`, or a one-line ValueError naming the flag for a setting outside its choices or
+  bounds (nested configs included)."""
+  return settings.check(cfg)
+
+
+def export_only(rt, cfg, *, flags=None):
+  """Re-exports the best continual generator of the finished runs in `rt.workdir` to
+  `rt.export_dir` (nothing is trained)."""
+  records = runtime_flags.finished_results(rt.workdir)["runs"]
+  Experiment(rt, cfg, rt.workdir).export_best(rt, records, rt.export_dir, rt.export_version,
+                                              flags)
+
+
+def train_and_evaluate(rt, cfg, *, flags=None):
+  """Runs the experiment into `rt.workdir` (resuming and reusing what is finished there), writes
   results.json, REPORT.md and the figures, and exports the best continual generator to
-  `export_dir` (when given). `flags`: the program's flag values, kept in results.json and the
+  `rt.export_dir` (when set). `flags`: the program's flag values, kept in results.json and the
   model card. Returns the records."""
+  workdir, export_dir = rt.workdir, rt.export_dir
   experiment = Experiment(rt, cfg, workdir)
   classifier, records = experiment.train_runs(rt)
   if not rt.is_chief:
@@ -361,5 +375,5 @@ def train_and_evaluate(rt, cfg, workdir, *, export_dir=None, export_version=None
   results.write_report(workdir, "MeRGAN: memory replay GANs",
                        experiment.report_sections(records, classifier, figs), claim_list)
   if export_dir:
-    experiment.export_best(rt, records, export_dir, export_version, flags)
+    experiment.export_best(rt, records, export_dir, rt.export_version, flags)
   return records

@@ -1,6 +1,6 @@
 """An R-EWC experiment: FT, EWC and R-EWC swept over optimisers, variants, λ and seeds.
 
-`train_and_evaluate(rt, cfg, workdir)` is what `lamp-tf-rewc` runs (the program only turns its
+`train_and_evaluate(rt, cfg)` is what `lamp-tf-rewc` runs (the program only turns its
 flags into an `ExperimentConfig`); tests and notebooks call it directly. Every run resumes from
 its checkpoint and a finished run is not trained again. A run whose loss becomes non-finite
 (plain SGD with a penalty λ·F beyond its step size's stability limit) is recorded as diverged
@@ -352,8 +352,16 @@ def _record(run_dir):
   return record
 
 
-def export_only(rt, cfg, workdir, export_dir, flags=None):
-  """Re-exports the best finished run of `cfg` in `workdir` (nothing is trained)."""
+def validate(cfg):
+  """`cfg`, or a one-line ValueError naming the flag for a setting outside its choices or
+  bounds (nested configs included)."""
+  return settings.check(cfg)
+
+
+def export_only(rt, cfg, *, flags=None):
+  """Re-exports the best finished run of `cfg` in `rt.workdir` to `rt.export_dir` (nothing is
+  trained)."""
+  workdir = rt.workdir
   configs = run_configs(cfg)
   data = load_data(rt, cfg)
   runtime_flags.finished_results(workdir)  # missing or damaged: named, not skipped
@@ -362,7 +370,7 @@ def export_only(rt, cfg, workdir, export_dir, flags=None):
   if missing:
     raise ValueError(f"--export_only: runs {missing} of these flags have not finished in "
                      f"{workdir}; train first (drop --export_only).")
-  export_classifier(rt, cfg, _best_config(configs, records), data, export_dir, flags)
+  export_classifier(rt, cfg, _best_config(configs, records), data, rt.export_dir, flags)
 
 
 def train_runs(rt, configs, data, workdir, dataset):
@@ -383,7 +391,7 @@ def train_runs(rt, configs, data, workdir, dataset):
                         str(e).split(". ")[0])
         record = {**cfg.record_config(), "diverged": str(e).split(". ")[0]}
       if rt.is_chief:
-        results.save_record(run_dir, record)
+        record = results.save_record(run_dir, record)
         rt.writer(os.path.relpath(run_dir, workdir)).write_hparams(
             {**cfg.record_config(), "model": cfg.model, "dataset": dataset})
     if "diverged" not in record:
@@ -446,11 +454,12 @@ def report_sections(cfg, every, records, best, oracle, lambdas, data, figs, dive
   return sections
 
 
-def train_and_evaluate(rt, cfg, workdir, *, export_dir=None, flags=None):
-  """Runs the sweep into `workdir` (resuming and reusing what is finished there), writes
+def train_and_evaluate(rt, cfg, *, flags=None):
+  """Runs the sweep into `rt.workdir` (resuming and reusing what is finished there), writes
   results.json, REPORT.md and the figures, and exports the best run's classifier to
-  `export_dir` (when given). `flags`: the program's flag values, kept in results.json and the
+  `rt.export_dir` (when set). `flags`: the program's flag values, kept in results.json and the
   model card. Returns the records (diverged runs included)."""
+  workdir, export_dir = rt.workdir, rt.export_dir
   configs = run_configs(cfg)
   data = load_data(rt, cfg)
   every = train_runs(rt, configs, data, workdir, cfg.dataset)

@@ -11,6 +11,7 @@ downloaded).
 """
 
 import hashlib
+import inspect
 import os
 
 import keras
@@ -55,12 +56,19 @@ class DomainClassifier:
     self._fn = tf.function(lambda x: self.model(x, training=False), input_signature=[
         tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)])
 
-  @staticmethod
-  def cache_key(train_x, train_y, num_classes, steps, batch_size, seed):
-    """What the classifier depends on: the training images and labels (their bytes, so another
-    data set, class subset, resolution or channel count with the same shapes does not match),
-    the number of classes, steps, batch size and seed."""
+  @classmethod
+  def cache_key(cls, train_x, train_y, num_classes, steps, batch_size, seed):
+    """What the classifier depends on: the code that builds and trains it (the source of
+    `classifier_model` and `train`, so a cache made by another version of either, in another
+    checkout or an older commit, does not match), the training images and labels (their
+    bytes, so another data set, class subset, resolution or channel count with the same shapes
+    does not match), the number of classes, steps, batch size and seed."""
     digest = hashlib.sha1()
+    for fn in (classifier_model, cls.train):
+      try:
+        digest.update(inspect.getsource(fn).encode())
+      except (OSError, TypeError):  # no source file (a frozen or zipped install): the bytecode
+        digest.update(fn.__code__.co_code)
     for array in (np.ascontiguousarray(train_x, np.float32),
                   np.ascontiguousarray(train_y, np.int64)):
       digest.update(str(array.shape).encode())

@@ -1,7 +1,7 @@
 r"""A mix-and-match experiment: zero-pair translation across RGB, depth and segmentation, the
 baselines on the same data and budget, and the many-to-many recolouring.
 
-`train_and_evaluate(rt, cfg, workdir)` is what `lamp-tf-mixmatch` runs (the program only turns
+`train_and_evaluate(rt, cfg)` is what `lamp-tf-mixmatch` runs (the program only turns
 its flags into an `ExperimentConfig`); tests and notebooks call it directly. It renders the
 procedural scenes (a TFDS data set, built once), trains mix-and-match networks on (RGB,
 segmentation) pairs and (RGB, depth) pairs from disjoint scenes (once per side information:
@@ -551,21 +551,23 @@ def validate(cfg):
   return cfg
 
 
-def export_only(rt, cfg, workdir, export_dir, flags=None):
-  """Re-exports the finished main model (restored from its last checkpoint; never trains)."""
-  runtime_flags.finished_results(workdir)
+def export_only(rt, cfg, *, flags=None):
+  """Re-exports the finished main model of `rt.workdir` to `rt.export_dir` (restored from its
+  last checkpoint; never trains)."""
+  runtime_flags.finished_results(rt.workdir)
   pairs = load_pairs(rt, cfg)
   seed = cfg.seeds[0]
   return export_mixmatch(rt, cfg, train_mixmatch(rt, cfg, pairs, cfg.main_side_info, seed,
                                                  reference_variant(cfg), _main_run(cfg, seed)),
-                         export_dir, flags=flags)
+                         rt.export_dir, flags=flags)
 
 
-def train_and_evaluate(rt, cfg, workdir, *, export_dir=None, flags=None):
+def train_and_evaluate(rt, cfg, *, flags=None):
   """Trains (or reuses) every model, writes results.json, REPORT.md and the figures into
-  `workdir` (= rt.workdir) and exports the main model to `export_dir` (when given). `flags`:
-  the program's flag values, kept in results.json and the model card. Returns the records."""
+  `rt.workdir` and exports the main model to `rt.export_dir` (when set). `flags`: the program's
+  flag values, kept in results.json and the model card. Returns the records."""
   validate(cfg)
+  workdir, export_dir = rt.workdir, rt.export_dir
   seeds = list(cfg.seeds)
   variant = reference_variant(cfg)
   pairs = load_pairs(rt, cfg)
@@ -635,14 +637,18 @@ def train_and_evaluate(rt, cfg, workdir, *, export_dir=None, flags=None):
                                                  "depth": panel_inputs["depth"]}, "seg").numpy(),
              "M&M cascade": main_model.cascade(panel_inputs["depth"],
                                                ("depth", "rgb", "seg")).numpy(), **outputs}
+  if cfg.recolour:  # every worker trains it
+    recolour_scores, rmodel, items = run_recolouring(rt, cfg, seeds[0])
+  else:
+    recolour_scores = None
+  if not rt.is_chief:  # one writer of the workdir's files and the export
+    return records
   writer = rt.writer("summary")
   figs = []
   results.save_figure(scene_panel(pairs.test, outputs, n),
                       os.path.join(workdir, "panel_depth_to_seg.png"), writer)
   figs.append("panel_depth_to_seg.png")
-  recolour_scores = None
   if cfg.recolour:
-    recolour_scores, rmodel, items = run_recolouring(rt, cfg, seeds[0])
     acc = 100 * np.array(recolour_scores["accuracy"])
     results.save_figure(figures.heatmap(acc, colours.NAMES, colours.NAMES,
                                         "Colour-name accuracy %, source (rows) -> target"),
@@ -661,8 +667,6 @@ def train_and_evaluate(rt, cfg, workdir, *, export_dir=None, flags=None):
                     "miou": None, "global_accuracy": None, "per_class_iou": None,
                     **{k: v for k, v in recolour_scores.items()
                        if not isinstance(v, list)}})
-  version = results.code_version()
-  records = [{**r, "code_version": version} for r in records]
   writer.flush()
   claim_list = claims(cfg, records, recolour_scores)
   results.write_results(workdir, PROGRAM, flags or {}, records, figs, claim_list)

@@ -1,6 +1,6 @@
 """Mix-and-match style transfer across five domains (photo, Monet, van Gogh, Ukiyo-e, Cézanne).
 
-`train_and_evaluate(rt, cfg, workdir)` is what `lamp-tf-style-transfer` runs; tests and notebooks
+`train_and_evaluate(rt, cfg)` is what `lamp-tf-style-transfer` runs; tests and notebooks
 call it directly. One encoder and one decoder per domain through a shared latent
 (`domains.DomainMixMatch`, the recolouring model of the paper's many-to-many setting: unpaired,
 LSGAN multi-head PatchGAN, cycle weight 10, autoencoding and latent consistency; each encoder
@@ -297,7 +297,7 @@ def run_mixmatch(rt, cfg, data, classifier, seed, workdir):
               **evaluators.make("style_translation", cfg, data, classifier)(
                   outputs, trained=sorted(cfg.trained_pairs()), zero_pair=cfg.zero_pair_pairs())}
     if rt.is_chief:
-      results.save_record(run_dir, record)
+      record = results.save_record(run_dir, record)
   return record, model
 
 
@@ -323,7 +323,7 @@ def run_cyclegans(rt, cfg, data, classifier, seed, workdir):
                 outputs, trained=ordered, zero_pair=[])}
   if rt.is_chief:
     os.makedirs(run_dir, exist_ok=True)
-    results.save_record(run_dir, record)
+    record = results.save_record(run_dir, record)
   return record
 
 
@@ -508,11 +508,17 @@ def report_sections(cfg, mixmatch, cyclegan, reference, classifier, figs, traine
           ("Figures", "\n\n".join(f"![{p}]({p})\n\n{FIGURE_CAPTIONS[p]}" for p in figs))]
 
 
-def train_and_evaluate(rt, cfg, workdir, *, export_dir=None, flags=None):
+def validate(cfg):
+  """`cfg`, or a one-line ValueError naming the flag for a setting that cannot run."""
+  return cfg.validate()
+
+
+def train_and_evaluate(rt, cfg, *, flags=None):
   """Trains (or reuses) the mix-and-match model per seed and the CycleGAN baseline, writes
-  results.json, REPORT.md and the figures into `workdir`, and exports the first seed's model to
-  `export_dir` (when given). Returns the records."""
+  results.json, REPORT.md and the figures into `rt.workdir`, and exports the first seed's model
+  to `rt.export_dir` (when set). Returns the records."""
   cfg.validate()
+  workdir, export_dir = rt.workdir, rt.export_dir
   data = load_data(cfg)
   classifier = domain_classifier(cfg, data)
   mixmatch, models = [], {}
@@ -545,15 +551,16 @@ def train_and_evaluate(rt, cfg, workdir, *, export_dir=None, flags=None):
   return mixmatch + cyclegan
 
 
-def export_only(rt, cfg, workdir, export_dir, flags=None):
-  """Re-exports the first seed's model from its checkpoint (the run must have finished)."""
+def export_only(rt, cfg, *, flags=None):
+  """Re-exports the first seed's model from its checkpoint in `rt.workdir` to `rt.export_dir`
+  (the run must have finished)."""
   cfg.validate()
-  runtime_flags.finished_results(workdir)
+  runtime_flags.finished_results(rt.workdir)
   model = domains.DomainMixMatch(len(cfg.domains), cfg.width, cfg.critic_width,
                                  res_blocks=cfg.res_blocks).build(cfg.resolution)
   state = rt.train_state(_run_dir(f"mixmatch_seed{cfg.seeds[0]}"), cfg.seeds[0],
                          **model.trackables())
   if not state.restore(partial=True):
-    raise ValueError(f"no checkpoint of mixmatch_seed{cfg.seeds[0]} in {workdir}/runs: train "
-                     "first (drop --export_only).")
-  return export_model(rt, cfg, model, export_dir, flags)
+    raise ValueError(f"no checkpoint of mixmatch_seed{cfg.seeds[0]} in {rt.workdir}/runs: "
+                     "train first (drop --export_only).")
+  return export_model(rt, cfg, model, rt.export_dir, flags)

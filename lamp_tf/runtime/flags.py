@@ -57,7 +57,11 @@ def define_runtime_flags(program):
 
 @dataclasses.dataclass
 class Runtime:
-  """What a program needs from the runtime flags: strategy, directories, periods."""
+  """What a program needs from the runtime flags: strategy, directories, periods, precision.
+
+  Building one applies its precision (the global Keras dtype policy; a ValueError for a mixed
+  precision this machine runs slower than float32 unless `allow_slow_precision`), so a Runtime
+  made in a notebook trains in the precision it names, as one made from the flags does."""
 
   strategy: object
   workdir: str
@@ -66,12 +70,16 @@ class Runtime:
   export_version: int = 0
   deterministic: bool = False
   precision: str = "float32"
+  allow_slow_precision: bool = False
   checkpoint_every: int = 500
   summary_every: int = 50
   steps_per_call: int = 1
   log_every_secs: float = 10.0
   data_dir: str = None
   download: bool = False
+
+  def __post_init__(self):
+    precision.set_precision(self.precision, allow_slow=self.allow_slow_precision)
 
   @property
   def is_chief(self):
@@ -92,7 +100,8 @@ class Runtime:
 
   def loop_kwargs(self):
     return dict(checkpoint_every=self.checkpoint_every, summary_every=self.summary_every,
-                log_every_secs=self.log_every_secs, steps_per_call=self.steps_per_call)
+                log_every_secs=self.log_every_secs, steps_per_call=self.steps_per_call,
+                strategy=self.strategy)
 
 
 def check_writable_dir(flag, path):
@@ -243,6 +252,25 @@ def parse_flags(argv):
     return FLAGS(argv)
   except flags.Error as e:
     _exit("usage error", e, 2, "the flags: --helpshort")
+
+
+def experiment_main(experiment, make_config):
+  """The `main` of every program (`apps/<method>.py`): the config of the parsed flags, validated
+  by `experiment.validate` (any ValueError from either is a usage error, before anything is
+  built or locked), then the Runtime, then `experiment.export_only(rt, cfg, flags=...)` under
+  --export_only or `experiment.train_and_evaluate(rt, cfg, flags=...)`; the experiment takes
+  its workdir, export directory and version from the Runtime."""
+  def main(argv):
+    del argv
+    try:
+      cfg = experiment.validate(make_config())
+    except ValueError as e:
+      raise app.UsageError(str(e)) from None
+    rt = runtime_from_flags()
+    run = experiment.export_only if rt.export_only else experiment.train_and_evaluate
+    run(rt, cfg, flags=flag_values())
+
+  return main
 
 
 def run_program(main, module_name):

@@ -230,7 +230,7 @@ def _multi_step(state, step_fn, batches, replicas):
 
 def train_loop(state, step_fn, batches, until_step, *, writer=None, checkpoint_every=1000,
                summary_every=100, actions=(), name="train", log_every_secs=10.0,
-               steps_per_call=1):
+               steps_per_call=1, strategy=None):
   """Runs `step_fn(batch, seed)` from `state.step` until `until_step`.
 
   Args:
@@ -246,6 +246,9 @@ def train_loop(state, step_fn, batches, until_step, *, writer=None, checkpoint_e
     steps_per_call: steps run by one compiled call (Orbit's steps_per_loop), when `step_fn` is a
       tf.function and `batches` can be drawn inside one (see `traceable`); calls stop at every
       summary, checkpoint and action step, so those stay where they were.
+    strategy: the tf.distribute strategy `step_fn` runs under (`Runtime.loop_kwargs` passes
+      the run's); its replica count chooses how several steps are compiled into one call. None:
+      the strategy in scope where the loop is called.
 
   The values are read on the host only at summary, checkpoint and action steps, when the
   progress line is due, and at the end (no sync per step); finiteness is checked on the device
@@ -261,7 +264,7 @@ def train_loop(state, step_fn, batches, until_step, *, writer=None, checkpoint_e
   multi = None
   if steps_per_call > 1:
     if isinstance(step_fn, tf.types.experimental.PolymorphicFunction) and traceable(batches):
-      replicas = tf.distribute.get_strategy().num_replicas_in_sync
+      replicas = (strategy or tf.distribute.get_strategy()).num_replicas_in_sync
       multi = _multi_step(state, step_fn, batches, replicas)
     else:
       logging.info("%s: one step per call (the step or its batches cannot be compiled into "

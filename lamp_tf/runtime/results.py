@@ -6,6 +6,7 @@ its metrics), so `pandas.DataFrame(results["runs"])` is all a user needs. A run 
 program reuses it instead of training again.
 """
 
+import functools
 import math
 import os
 
@@ -18,12 +19,15 @@ from lamp_tf.runtime import files, loop
 RESULTS = "results.json"
 REPORT = "REPORT.md"
 RECORD = "record.json"
+UNKNOWN_VERSION = "unknown (saved before records carried code versions)"
 
 
+@functools.lru_cache(maxsize=None)
 def code_version():
   """The git commit of the lamp_tf source that runs ('<sha>', '<sha>+dirty' with uncommitted
   changes), or 'unknown' outside a git checkout; records carry it so that results stay tied to
-  the code that made them."""
+  the code that made them (`save_record` and `write_results` stamp it). Read once per process:
+  the code a process runs is what it imported, whatever the checkout becomes later."""
   import subprocess
   root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   try:
@@ -45,16 +49,27 @@ def load_record(run_dir):
   if not os.path.exists(path):
     return None
   try:
-    return files.read_json(path)
+    record = files.read_json(path)
   except files.DamagedFileError as e:
     os.replace(path, path + ".damaged")
     logging.warning("%s; rebuilding it from the run's checkpoint (the damaged file is kept as "
                     "%s.damaged).", str(e).split(";")[0], RECORD)
     return None
+  # A record saved before records carried their code version: which code made it is unknown
+  # (never the code that reuses it).
+  return {**record, "code_version": record.get("code_version") or UNKNOWN_VERSION}
 
 
 def save_record(run_dir, record):
+  """Writes a finished run's record (atomically), stamped with the code version that made it
+  unless it carries one; returns the record as written."""
+  record = _stamped(record)
   files.write_json(os.path.join(run_dir, RECORD), record)
+  return record
+
+
+def _stamped(record):
+  return {**record, "code_version": record.get("code_version") or code_version()}
 
 
 def claim(statement, evidence, holds):
@@ -105,8 +120,9 @@ def claims_table(claims, source=None):
 def write_results(workdir, program, flags, runs, figures=(), claims=()):
   """Writes results.json atomically; `figures` are paths relative to `workdir`. It also keeps
   the seconds from this process's launch to its first training step (None when it trained
-  nothing, e.g. every run was reused)."""
-  results = {"program": program, "flags": dict(flags), "runs": list(runs),
+  nothing, e.g. every run was reused). Every run carries `code_version`: a record without one
+  was made by this process (a reused record carries its own, see `load_record`)."""
+  results = {"program": program, "flags": dict(flags), "runs": [_stamped(r) for r in runs],
              "figures": list(figures), "claims": list(claims),
              "launch_to_first_step_s": loop.launch_to_first_step_s()}
   files.write_json(os.path.join(workdir, RESULTS), results)

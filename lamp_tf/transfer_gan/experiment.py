@@ -1,6 +1,6 @@
 """Transferring GANs: what to transfer when training a GAN on little data (Wang et al., ECCV 2018).
 
-`train_and_evaluate(rt, cfg, workdir)` is what `lamp-tf-transfer-gan` runs; tests and notebooks
+`train_and_evaluate(rt, cfg)` is what `lamp-tf-transfer-gan` runs; tests and notebooks
 call it directly. An unconditional WGAN-GP is pretrained on each source (once, cached in
 <workdir>/pretrain/<source>), then a GAN is trained on the target with n images per class,
 starting the generator and/or critic from the pretrained run (configurations none, critic,
@@ -385,11 +385,12 @@ def export_best(rt, cfg, workdir, export_dir, best, flags=None):
   return path
 
 
-def export_only(rt, cfg, workdir, export_dir, flags=None):
-  """Re-exports the finished run with the lowest FID (the program must have finished)."""
+def export_only(rt, cfg, *, flags=None):
+  """Re-exports the finished run of `rt.workdir` with the lowest FID to `rt.export_dir` (the
+  program must have finished)."""
   cfg.validate()
-  return export_best(rt, cfg, workdir, export_dir,
-                     _best(runtime_flags.finished_results(workdir)["runs"]), flags)
+  return export_best(rt, cfg, rt.workdir, rt.export_dir,
+                     _best(runtime_flags.finished_results(rt.workdir)["runs"]), flags)
 
 
 def run_all(rt, cfg, workdir, plan, target_train, evaluator):
@@ -407,23 +408,29 @@ def run_all(rt, cfg, workdir, plan, target_train, evaluator):
       record, _ = train_target(rt, cfg, workdir, run, target_train, evaluator, pretrained_dirs)
       record["run"] = name
       if rt.is_chief:
-        results.save_record(run_dir, record)
+        record = results.save_record(run_dir, record)
     elif record.get("iw_steps") != cfg.iw_steps:  # iw_steps chosen again (from iw_curve)
       generator, _ = transfer.restore_run(run_dir)
       logging.info("%s: IW again with a %d-step critic", name, cfg.iw_steps)
       record.update(iw=evaluator.iw_curve(generator, [cfg.iw_steps])[0], iw_steps=cfg.iw_steps)
       if rt.is_chief:
-        results.save_record(run_dir, record)
+        record = results.save_record(run_dir, record)
     done[name] = record
     logging.info("%s: FID %.2f KID %.4f IW %.3f", name, record["fid"], record["kid"], record["iw"])
   return done
 
 
-def train_and_evaluate(rt, cfg, workdir, *, export_dir=None, flags=None):
+def validate(cfg):
+  """`cfg`, or a one-line ValueError naming the flag for a setting that cannot run."""
+  return cfg.validate()
+
+
+def train_and_evaluate(rt, cfg, *, flags=None):
   """Runs the planned experiments, writes results.json, REPORT.md and the figures into
-  `workdir`, and exports the best generator to `export_dir` (when given). Returns the records
-  (one per experiment and run; a run shared by experiments appears in each)."""
+  `rt.workdir`, and exports the best generator to `rt.export_dir` (when set). Returns the
+  records (one per experiment and run; a run shared by experiments appears in each)."""
   cfg.validate()
+  workdir, export_dir = rt.workdir, rt.export_dir
   for flag, spec in [("sources", s) for s in cfg.sources] + [("target", cfg.target)]:
     gan_data.check_spec(spec, flag, cfg.data_dir, cfg.download)  # before any training
   plan = planned_runs(cfg)

@@ -237,6 +237,9 @@ def _flag_files(program):
   return sorted(glob.glob(os.path.join(REPO_ROOT, "flags", f"{program}_*.cfg")))
 
 
+_DROPPED = {}  # program: the argv of its cases left out (their data is missing here)
+
+
 @pytest.fixture(scope="module", params=sorted(PROGRAMS))
 def program_process(request, tmp_path_factory):
   """(program, its bad-input cases with the words expected, the harness's output)."""
@@ -244,7 +247,7 @@ def program_process(request, tmp_path_factory):
   module, flagfile, cases = PROGRAMS[program]
   (tmp_path / "afile").write_text("")
   work = tmp_path / "w"
-  runs = []
+  runs, dropped = [], []
   for argv, words, *need in cases:
     case = {"argv": ([f"--flagfile=flags/{flagfile}"] if flagfile else [])
             + [f"--workdir={work}"] + ([f"--export_dir={tmp_path / 'e'}"]
@@ -256,6 +259,7 @@ def program_process(request, tmp_path_factory):
       case["cpuinfo"] = cpuinfo_samples.ZEN3
     if need == ["damaged_idx"]:
       if fashion_mnist.local_dir() is None:
+        dropped.append(argv)  # skipped visibly by test_cases_needing_fashion_mnist_ran
         continue
       case["env"] = {fashion_mnist.ENV_VAR: str(_damaged_idx_dir(tmp_path))}
     runs.append((case, [w.format(tmp=tmp_path) for w in words], need))
@@ -266,7 +270,21 @@ def program_process(request, tmp_path_factory):
                        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
                        env={k: v for k, v in os.environ.items() if k != "LAMP_TF_VERBOSE"})
   assert out.returncode == 0, out.stderr[-3000:]
+  _DROPPED[program] = dropped
   return program, runs, json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
+
+
+def test_cases_needing_fashion_mnist_ran(program_process):
+  """Issue #31: a case that needs Fashion-MNIST's files was dropped without a word where they
+  are missing; it shows as a skip here."""
+  program = program_process[0]
+  dropped = _DROPPED.get(program, [])
+  if dropped:
+    pytest.skip(f"{program}: {len(dropped)} bad-input case(s) need Fashion-MNIST's files "
+                f"(sudo apt-get install dataset-fashion-mnist): {dropped}")
+  needing = [c for c in PROGRAMS[program][2] if list(c[2:]) == ["damaged_idx"]]
+  ran = [case for case, _, need in program_process[1] if need == ["damaged_idx"]]
+  assert len(ran) == len(needing)
 
 
 def test_every_program_is_checked_here():

@@ -1,6 +1,7 @@
 """The mix-and-match experiment end to end, in-process on tiny budgets (what lamp-tf-mixmatch
 runs): records, tables, figures, export signatures served in a TensorFlow-only process."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -28,7 +29,7 @@ print(' '.join(names))
 
 
 @pytest.mark.slow
-def test_mixmatch_experiment(tmp_path):
+def test_mixmatch_experiment(tmp_path, monkeypatch):
   cfg = experiment.ExperimentConfig(
       resolution=16, num_scenes=16, num_test_scenes=4, widths=(4, 8), side_info=("indices",),
       steps=3, baseline_steps=2, batch_size=4, baselines=("pix2pix", "cyclegan"), seeds=(3,),
@@ -36,8 +37,8 @@ def test_mixmatch_experiment(tmp_path):
       warm_start=0.0,  # tested on its own (tests/mixmatch); here it would double the compiling
       interventions=("align_scale=relative+latent_weight=2",))
   rt = runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(tmp_path / "w"),
-                             export_dir="", log_every_secs=1e9)
-  experiment.train_and_evaluate(rt, cfg, str(tmp_path / "w"), export_dir=str(tmp_path / "export"))
+                             export_dir=str(tmp_path / "export"), log_every_secs=1e9)
+  experiment.train_and_evaluate(rt, cfg)
   results = json.loads((tmp_path / "w" / "results.json").read_text())
   runs = results["runs"]
   methods = {(r["method"], r["side_info"]) for r in runs}
@@ -78,6 +79,19 @@ def test_mixmatch_experiment(tmp_path):
   entries = serving_fuzz.assert_rejects_bad_requests(str(tmp_path / "export" / "1"))
   assert {e["signature"] for e in entries} == set(names)
   assert any(e["request"] == "seg: seg 255" for e in entries)
+  # Issue #31: under --strategy=multi_worker only the chief writes results, report, figures and
+  # the export; a worker rerunning the finished main model (restored, not trained; the other
+  # models left out to save compiling) writes none.
+  for f in ["results.json", "REPORT.md"] + results["figures"]:
+    (tmp_path / "w" / f).unlink()
+  monkeypatch.setattr(runtime_flags.Runtime, "is_chief", property(lambda self: False))
+  worker_records = experiment.train_and_evaluate(
+      dataclasses.replace(rt, export_dir=str(tmp_path / "export_worker")),
+      dataclasses.replace(cfg, baselines=(), interventions=(), recolour=False))
+  assert {r["method"] for r in worker_records} >= {"mm_zero_pair", "mm_cascade"}
+  assert not (tmp_path / "export_worker").exists()
+  assert not [f for f in ["results.json", "REPORT.md"] + results["figures"]
+              if (tmp_path / "w" / f).exists()]
 
 
 def test_the_ablation_walks_one_change_at_a_time_to_the_default_objective():

@@ -16,7 +16,7 @@ import tensorflow_datasets as tfds
 
 from lamp_tf.continual import rewc_experiment, sequential
 from lamp_tf.data import sources
-from lamp_tf.runtime import flags as runtime_flags, precision
+from lamp_tf.runtime import flags as runtime_flags
 from tests import numerics, serving_fuzz
 from tests.conftest import REPO_ROOT
 
@@ -44,18 +44,16 @@ def _run(args, timeout=600, driver=None):
 
 
 def _runtime(workdir, **kwargs):
-  precision.set_precision("float32")  # as the program's default (another test may have left bf16)
-  kwargs = {"checkpoint_every": 10, "log_every_secs": 1000, **kwargs}
+  kwargs = {"checkpoint_every": 10, "log_every_secs": 1000, "export_dir": "", **kwargs}
   return runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(workdir),
-                               export_dir="", **kwargs)
+                               **kwargs)
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
   work = tmp_path_factory.mktemp("rewc")
-  rewc_experiment.train_and_evaluate(_runtime(work), TINY_CONFIG, str(work),
-                                     export_dir=str(work / "export"),
-                                     flags={"lambdas": ["10", "1000"]})
+  rewc_experiment.train_and_evaluate(_runtime(work, export_dir=str(work / "export")),
+                                     TINY_CONFIG, flags={"lambdas": ["10", "1000"]})
   return work
 
 
@@ -136,14 +134,14 @@ def test_the_served_classifier_rejects_bad_requests(workdir):
 def test_rerun_reuses_finished_runs_and_export_only(workdir, monkeypatch):
   before = (workdir / "results.json").read_text()
   os.rename(workdir / "export", workdir / "export_old")
-  rewc_experiment.export_only(_runtime(workdir), TINY_CONFIG, str(workdir),
-                              str(workdir / "export"))
+  rewc_experiment.export_only(_runtime(workdir, export_dir=str(workdir / "export")),
+                              TINY_CONFIG)
   assert (workdir / "export" / "1" / "saved_model.pb").exists()
   card = json.loads((workdir / "export" / "1" / "model_card.json").read_text())
   assert card["program"] == "lamp-tf-rewc" and "classify" in card["signatures"]
   monkeypatch.setattr(sequential, "run", lambda *a, **k: pytest.fail("trained again"))
-  rewc_experiment.train_and_evaluate(_runtime(workdir), TINY_CONFIG, str(workdir),
-                                     export_dir=str(workdir / "export"))
+  rewc_experiment.train_and_evaluate(_runtime(workdir, export_dir=str(workdir / "export")),
+                                     TINY_CONFIG)
   assert (workdir / "export" / "2" / "saved_model.pb").exists()  # a re-export adds a version
   assert json.loads((workdir / "results.json").read_text())["runs"] == json.loads(before)["runs"]
 
@@ -155,7 +153,7 @@ def test_a_diverged_run_is_recorded_and_its_lambda_never_selected(tmp_path, monk
   cfg = rewc_experiment.ExperimentConfig(
       train=sequential.RunConfig(epochs=1, batch_size=50, fisher_samples=50),
       max_train=1000, methods=("ft", "ewc"), lambdas=(0.0, 1e9), optimizer=("sgd",))
-  returned = rewc_experiment.train_and_evaluate(rt, cfg, str(work))
+  returned = rewc_experiment.train_and_evaluate(rt, cfg)
   runs = json.loads((work / "results.json").read_text())["runs"]
   assert [r["method"] for r in returned] == [r["method"] for r in runs] == ["ft", "ewc", "ewc"]
   bad = [r for r in runs if "diverged" in r]
@@ -172,7 +170,7 @@ def test_a_diverged_run_is_recorded_and_its_lambda_never_selected(tmp_path, monk
     raise AssertionError("a finished or diverged run was trained again")
 
   monkeypatch.setattr(sequential, "run", trains)  # a rerun keeps every record
-  assert rewc_experiment.train_and_evaluate(rt, cfg, str(work)) == returned
+  assert rewc_experiment.train_and_evaluate(rt, cfg) == returned
 
 
 @pytest.mark.slow
@@ -182,8 +180,8 @@ def test_a_tfds_name_runs_through_the_same_path(tmp_path):
                                  fisher_batch_size=5),
       dataset="svhn_cropped", methods=("ft", "rewc"), rotate=("conv",), lambdas=(10.0,))
   with tfds.testing.mock_data(num_examples=120):
-    rewc_experiment.train_and_evaluate(_runtime(tmp_path / "w", data_dir=str(tmp_path / "tfds")),
-                                       cfg, str(tmp_path / "w"), export_dir=str(tmp_path / "e"))
+    rewc_experiment.train_and_evaluate(_runtime(tmp_path / "w", data_dir=str(tmp_path / "tfds"),
+                                                export_dir=str(tmp_path / "e")), cfg)
   runs = json.loads((tmp_path / "w" / "results.json").read_text())["runs"]
   assert [r["method"] for r in runs] == ["ft", "rewc"]
 

@@ -38,15 +38,15 @@ print('ok')
 """
 
 
-def _runtime(workdir):
+def _runtime(workdir, export_dir=""):
   return runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(workdir),
-                               export_dir="", checkpoint_every=2, log_every_secs=1e9)
+                               export_dir=export_dir, checkpoint_every=2, log_every_secs=1e9)
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
   work = tmp_path_factory.mktemp("transfer_gan")
-  experiment.train_and_evaluate(_runtime(work), TINY, str(work), export_dir=str(work / "export"),
+  experiment.train_and_evaluate(_runtime(work, export_dir=str(work / "export")), TINY,
                                 flags={"target": TINY.target})
   return work
 
@@ -107,7 +107,7 @@ def test_unconditional_target_with_iw_curve_and_rank_agreement(tmp_path, monkeyp
   cfg = dataclasses.replace(TINY, target_mode="unconditional", experiments=("configs",),
                             configs=("none", "generator", "both"), seeds=(0, 1), iw_curve=(2, 5),
                             pretrain_lr=0.0002, pretrain_batch_size=4)
-  experiment.train_and_evaluate(_runtime(work), cfg, str(work))
+  experiment.train_and_evaluate(_runtime(work), cfg)
   runs = json.loads((work / "results.json").read_text())["runs"]
   assert len(runs) == 6 and {r["target_mode"] for r in runs} == {"unconditional"}
   assert all("sample_accuracy" not in r and r["run"].endswith(("__uncond__seed0",
@@ -140,7 +140,7 @@ def test_unconditional_target_with_iw_curve_and_rank_agreement(tmp_path, monkeyp
   # --iw_steps chosen again from the curve: no retraining, every IW measured with the new
   # critic length (the curve's value at 2 steps).
   monkeypatch.setattr(experiment, "train_target", lambda *a: pytest.fail("trained again"))
-  experiment.train_and_evaluate(_runtime(work), dataclasses.replace(cfg, iw_steps=2), str(work))
+  experiment.train_and_evaluate(_runtime(work), dataclasses.replace(cfg, iw_steps=2))
   again = json.loads((work / "results.json").read_text())["runs"]
   for r in (r for r in again if r["seed"] == 0):
     curve = json.loads((work / "runs" / r["run"] / "iw_curve.json").read_text())
@@ -148,5 +148,4 @@ def test_unconditional_target_with_iw_curve_and_rank_agreement(tmp_path, monkeyp
   assert [r["fid"] for r in again] == [r["fid"] for r in runs]  # reused records: equal
   # The source was pretrained at another rate: refused in one line, nothing retrained.
   with pytest.raises(ValueError, match=r"was pretrained with .*'lr': 0.0002"):
-    experiment.train_and_evaluate(_runtime(work), dataclasses.replace(cfg, pretrain_lr=0.001),
-                                  str(work))
+    experiment.train_and_evaluate(_runtime(work), dataclasses.replace(cfg, pretrain_lr=0.001))

@@ -32,8 +32,7 @@ def test_mergan_experiment(tmp_path):
            "resolution": 32, "g_width": 16, "d_width": 8},
       dataset="mnist5k", tasks="0,1,2,3,4/5,6,7,8,9", methods=("jt", "sft"), seeds=(0,),
       eval_samples=4, reverse_steps=2, classifier_steps=10, tsne_samples=12)
-  returned = mergan_experiment.train_and_evaluate(rt, cfg, str(tmp_path),
-                                                  export_dir=str(tmp_path / "export"))
+  returned = mergan_experiment.train_and_evaluate(rt, cfg)
   results = json.loads((tmp_path / "results.json").read_text())
   runs = results["runs"]
   assert [r["method"] for r in runs] == ["jt", "sft"] == [r["method"] for r in returned]

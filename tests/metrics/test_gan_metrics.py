@@ -123,3 +123,32 @@ def test_cached_classifier_is_not_reused_for_other_training_data(tmp_path):
   assert len(list(tmp_path.iterdir())) == 2  # another target with as many classes: its own
   assert any(not np.array_equal(a, b) for a, b in zip(first.model.get_weights(),
                                                       other.model.get_weights()))
+
+
+def test_cached_classifier_is_not_reused_by_other_code_that_builds_or_trains_it(monkeypatch):
+  """Issue #31: the cache (the tests' is shared across runs and checkouts in the temporary
+  directory) was keyed by data and settings only: a classifier cached by another architecture
+  or training loop with the same input shapes was loaded as if it were this code's."""
+  from lamp_tf.metrics import features
+  x = np.zeros([4, 8, 8, 1], np.float32)
+  y = np.arange(4) % 2
+  key = lambda: features.DomainClassifier.cache_key(x, y, 2, 10, 8, 0)
+  before = key()
+  assert key() == before  # deterministic
+
+  original = features.classifier_model
+
+  def wider(image_shape, num_classes, width=32):  # another architecture, the same interface
+    return original(image_shape, num_classes, width)
+
+  monkeypatch.setattr(features, "classifier_model", wider)
+  assert key() != before
+  monkeypatch.undo()
+  assert key() == before
+
+  class OtherTraining(features.DomainClassifier):
+    @classmethod
+    def train(cls, *args, **kwargs):  # another training loop
+      return super().train(*args, **kwargs)
+
+  assert OtherTraining.cache_key(x, y, 2, 10, 8, 0) != before

@@ -74,9 +74,9 @@ def test_bad_settings_are_one_line_errors_naming_the_flag(change, message):
     dataclasses.replace(style_experiment.ExperimentConfig(), **change).validate()
 
 
-def _runtime(workdir):
+def _runtime(workdir, export_dir=""):
   return runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(workdir),
-                               export_dir="", log_every_secs=1e9)
+                               export_dir=export_dir, log_every_secs=1e9)
 
 
 def _check_export(export_dir, cfg, model, images, tmp_path):
@@ -95,7 +95,7 @@ def test_train_and_evaluate_on_the_procedural_styles(tmp_path):
   cfg = style_experiment.ExperimentConfig(**TINY, domains=("photo", *painters),
                                           data_dir=str(tmp_path / "tfds"))
   workdir = tmp_path / "run"
-  records = style_experiment.train_and_evaluate(_runtime(workdir), cfg, str(workdir))
+  records = style_experiment.train_and_evaluate(_runtime(workdir), cfg)
   assert [r["method"] for r in records] == ["mix-and-match", "cyclegan"]
   mm, cyc = records
   for key in ("accuracy_trained", "accuracy_zero_pair", "pair/monet->vangogh/accuracy"):
@@ -116,7 +116,7 @@ def test_train_and_evaluate_on_the_procedural_styles(tmp_path):
     assert text in report, text
   assert (workdir / "style_grid.png").exists() and (workdir / "style_accuracy.png").exists()
   # A rerun reuses the finished records.
-  again = style_experiment.train_and_evaluate(_runtime(workdir), cfg, str(workdir))
+  again = style_experiment.train_and_evaluate(_runtime(workdir), cfg)
   assert json.dumps(again, sort_keys=True) == json.dumps(records, sort_keys=True)  # NaN-safe
 
 
@@ -127,8 +127,8 @@ def test_train_and_evaluate_on_tfds_cycle_gan(tmp_path):
                                           domains=("photo", "monet", "vangogh"))
   workdir = tmp_path / "run"
   with tfds.testing.mock_data(num_examples=5):
-    records = style_experiment.train_and_evaluate(_runtime(workdir), cfg, str(workdir),
-                                                  export_dir=str(tmp_path / "export"))
+    records = style_experiment.train_and_evaluate(
+        _runtime(workdir, export_dir=str(tmp_path / "export")), cfg)
     images = styles.load_styles("cycle_gan", 16, 0, 0)["test"]["monet"]
   (mm,) = records
   assert "ssim_target_zero_pair" not in mm and 0 <= mm["accuracy_zero_pair"] <= 1

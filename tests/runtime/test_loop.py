@@ -167,6 +167,31 @@ def test_several_steps_per_call_train_the_same_steps_with_checkpoints_in_place(t
   assert numbers[-2:] == [20, 23]  # every 5 steps and the last, as with one step per call
 
 
+def test_the_loop_compiles_several_steps_for_the_replicas_of_the_strategy_it_is_given(
+    tmp_path, monkeypatch):
+  """Issue #31: the programs call train_loop outside `strategy.scope()`, so the replica count
+  that chooses the multi-step compilation (a graph loop for one replica, unrolled for several)
+  must come from the run's strategy, not from the ambient default one."""
+  seen = []
+
+  def spy(state, step_fn, batches, replicas):
+    seen.append(replicas)
+    return lambda n: ({"loss": tf.constant(0.0)}, tf.constant(0))
+
+  monkeypatch.setattr(loop, "_multi_step", spy)
+  mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])  # conftest's two CPUs
+  rt = runtime_flags.Runtime(strategy=mirrored, workdir=str(tmp_path), export_dir="",
+                             checkpoint_every=1000, summary_every=1000, log_every_secs=1e9,
+                             steps_per_call=3)
+  state = rt.train_state("train", 0)
+  step_fn = tf.function(lambda batch, seed: {"loss": tf.constant(0.0)})
+  batches = iter(tf.data.Dataset.range(10))
+  assert tf.distribute.get_strategy().num_replicas_in_sync == 1  # called outside the scope
+  loop.train_loop(state, step_fn, batches, 6, **rt.loop_kwargs())
+  assert seen == [2]
+  assert int(state.step) == 6
+
+
 def test_non_finite_loss_inside_a_multi_step_call_names_its_step(tmp_path):
   with pytest.raises(loop.NonFiniteLossError, match="step 8"):
     tiny_program.train(_spc_runtime(tmp_path, 10, checkpoint_every=6), 20, nan_at_step=8)

@@ -71,7 +71,7 @@ def test_a_bfloat16_run_resumes_from_its_checkpoint(tmp_path):
   def runtime(workdir):
     return runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(workdir),
                                  export_dir="", checkpoint_every=5, log_every_secs=1e9,
-                                 precision="mixed_bfloat16")
+                                 precision="mixed_bfloat16", allow_slow_precision=True)
 
   with precision.precision("mixed_bfloat16", allow_slow=True):
     full, _ = tiny_program.train(runtime(tmp_path / "full"), 12)
@@ -151,6 +151,28 @@ def test_a_slow_precision_is_refused_unless_allowed(monkeypatch):
   monkeypatch.setattr(precision, "visible_accelerators", lambda: ("GPU",))
   with precision.precision("mixed_float16"):
     assert keras.mixed_precision.global_policy().name == "mixed_float16"
+
+
+def test_a_runtime_applies_its_precision_wherever_it_is_built(monkeypatch):
+  """Issue #31: `Runtime(precision=...)` (a notebook, as the README shows the API) trained in
+  float32 without a word: only the flag set the policy. Building a Runtime now sets it, and
+  refuses a slow precision as the flag does (here as on the AMD EPYC of issue #34)."""
+  monkeypatch.setattr(cpu, "read_cpuinfo", lambda: samples.ZEN3)
+  monkeypatch.setattr(precision, "visible_accelerators", lambda: ())
+
+  def runtime(**kwargs):
+    return runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir="w",
+                                 export_dir="", **kwargs)
+
+  with precision.precision("float32"):
+    runtime(precision="mixed_bfloat16", allow_slow_precision=True)
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    assert keras.layers.Dense(2).compute_dtype == "bfloat16"
+    runtime()  # float32, the default
+    assert keras.mixed_precision.global_policy().name == "float32"
+    with pytest.raises(ValueError, match="^--precision=mixed_bfloat16: .*--allow_slow"):
+      runtime(precision="mixed_bfloat16")
+    assert keras.mixed_precision.global_policy().name == "float32"
 
 
 def test_this_machines_detection_runs():

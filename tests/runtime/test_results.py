@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -22,7 +23,8 @@ def test_results_shape_and_numpy_values(tmp_path):
   assert set(data) == {"program", "flags", "runs", "figures", "claims", "launch_to_first_step_s"}
   assert data["claims"] == [{"claim": "EWC keeps task 1", "evidence": "acc 0.5", "holds": True}]
   assert data["runs"] == [{"method": "ewc", "lambda": 100.0, "seed": 1, "acc": 0.5,
-                           "task_accuracy": [0.25, 0.75]}]
+                           "task_accuracy": [0.25, 0.75],
+                           "code_version": results.code_version()}]
 
 
 def test_mean_std_over_seeds():  # exact in float64: mean 0.5, population std 0.25
@@ -41,8 +43,28 @@ def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path):
 
 def test_record_round_trip(tmp_path):
   assert results.load_record(str(tmp_path)) is None
-  results.save_record(str(tmp_path), {"acc": 0.9})
-  assert results.load_record(str(tmp_path)) == {"acc": 0.9}
+  saved = results.save_record(str(tmp_path), {"acc": 0.9})
+  assert saved == {"acc": 0.9, "code_version": results.code_version()}
+  assert results.load_record(str(tmp_path)) == saved
+
+
+def test_every_record_carries_the_code_version_that_made_it(tmp_path, monkeypatch):
+  """Issue #31: runtime/results.py says every record carries `code_version`; only MeRGAN's and
+  mix-and-match's did. Records are stamped where they are saved and where results.json is
+  written, with the version of the code that made them: a reused record keeps its own, and one
+  saved before versions were kept is 'unknown', never the version of the code reusing it."""
+  version = results.code_version()
+  assert version == "unknown" or re.fullmatch(r"[0-9a-f]{12}(\+dirty)?", version)
+  old = tmp_path / "old"
+  old.mkdir()
+  (old / "record.json").write_text(json.dumps({"acc": 0.5}))  # saved by an older lamp_tf
+  results.save_record(str(tmp_path / "kept"), {"acc": 0.7, "code_version": "0123456789ab"})
+  runs = [results.load_record(str(old)), results.load_record(str(tmp_path / "kept")),
+          {"acc": 0.9}]  # made by this process, never saved (e.g. evaluated from a checkpoint)
+  results.write_results(str(tmp_path), "prog", {}, runs)
+  data = json.loads((tmp_path / "results.json").read_text())
+  assert [r["code_version"] for r in data["runs"]] == [results.UNKNOWN_VERSION, "0123456789ab",
+                                                       version]
 
 
 def test_a_damaged_record_is_set_aside_and_a_damaged_results_file_named(tmp_path):

@@ -22,15 +22,16 @@ def _runtime(strategy, workdir):
 
 
 @pytest.mark.slow
-def test_mirrored_on_two_cpus_matches_one_device(tmp_path):
+def test_mirrored_on_two_cpus_matches_one_device_with_one_and_three_steps_per_call(tmp_path):
   assert strategy_lib.make_strategy("mirrored").num_replicas_in_sync == 2  # conftest's split
   # Each run in its own process: mirrored collectives of earlier tests in this worker process
   # can share instance keys with this one's and abort it. SGD, not the tiny program's Adam:
   # Adam divides by sqrt(v), which turns rounding of a gradient that nearly cancels into a
   # full-size step (its first step is lr sign(g)); SGD shows the distributed step is the same.
   weights = []
-  for name, args in (("one", ["--strategy=default"]),
-                     ("two", ["--strategy=mirrored", "--cpu_devices=2"])):
+  mirrored = ["--strategy=mirrored", "--cpu_devices=2"]
+  for name, args in (("one", ["--strategy=default"]), ("two", mirrored),
+                     ("two_3_per_call", mirrored + ["--steps_per_call=3"])):
     proc = helpers.start_tiny(*args, "--steps=12", "--optimizer=sgd", "--lr=0.1",
                               f"--workdir={tmp_path / name}",
                               f"--export_dir={tmp_path / name / 'export'}")
@@ -46,7 +47,12 @@ def test_mirrored_on_two_cpus_matches_one_device(tmp_path):
   # to first order they stay within f32(K) of how far the weights moved. A wrong reduction
   # (a per-replica mean, a replica's gradient dropped) changes the moves by half.
   moved = max(np.abs(w - w0).max() for w, w0 in zip(weights[0], init))
-  for a, b in zip(*weights):
+  for a, b in zip(weights[0], weights[1]):
+    np.testing.assert_allclose(a, b, rtol=0, atol=numerics.f32(300) * moved)
+  # Three steps to a compiled call under the two replicas (issue #31) run the same steps as one
+  # to a call: the same kernels and reductions in the same order, so the same arithmetic; a
+  # step skipped, repeated or run on one replica only moves the weights by ~lr |g| instead.
+  for a, b in zip(weights[1], weights[2]):
     np.testing.assert_allclose(a, b, rtol=0, atol=numerics.f32(300) * moved)
   # The runs did train: the weights moved away from the common initialisation.
   assert np.abs(weights[0][0] - init[0]).max() > 1e-3
