@@ -60,10 +60,12 @@ def last_progress(log_path, tail=20000):
 
 class Status:
   """One updating terminal line per running experiment, each with the overall elapsed time and
-  ETA (from the registry's expected durations); plain lines every 30 s when not a terminal."""
+  ETA (from the registry's expected durations); plain lines every 30 s when not a terminal.
+  `clock` gives the time in seconds (time.monotonic; a test gives its own)."""
 
-  def __init__(self, expected_total_s):
-    self.t0, self.expected, self.done_s = time.monotonic(), expected_total_s, 0.0
+  def __init__(self, expected_total_s, clock=time.monotonic):
+    self.clock = clock
+    self.t0, self.expected, self.done_s = clock(), expected_total_s, 0.0
     self.tty, self._last, self._drawn = sys.stderr.isatty(), 0.0, 0
 
   def remaining(self, running, now):
@@ -79,7 +81,7 @@ class Status:
 
   def show(self, running):
     """`running`: {name: (progress or None, expected_s, started)}."""
-    now = time.monotonic()
+    now = self.clock()
     elapsed = now - self.t0
     remaining = self.remaining([(e, t) for _, e, t in running.values()], now)
     left = "ETA unknown" if remaining is None else f"about {int(remaining) // 60}m left"
@@ -137,7 +139,6 @@ class Job:
       env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if parallel > 1:  # a TF process takes all GPU memory unless told to grow
       env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-    self.started = time.monotonic()
     with open(self.log_path, "a") as log:
       log.write(f"lamp-tf-reproduce runs: {' '.join(cmd)}\n")  # the terminal keeps its lines
       log.flush()
@@ -148,26 +149,28 @@ class Job:
             f"its log is {self.log_path}. Rerun to resume it.")
 
 
-def run_jobs(jobs, parallel, status, poll_s=1.0):
-  """Runs `jobs` in order, `parallel` at a time. After a failure none is started, the running
-  ones finish (their work is kept), and RuntimeError names every failed program and its log."""
+def run_jobs(jobs, parallel, status, poll_s=1.0, sleep=time.sleep):
+  """Runs `jobs` in order, `parallel` at a time, polling every `poll_s` seconds (`sleep`; the
+  times shown come from `status.clock`). After a failure none is started, the running ones
+  finish (their work is kept), and RuntimeError names every failed program and its log."""
   pending, running, failed = list(jobs), [], []
   while running or (pending and not failed):
     while pending and len(running) < parallel and not failed:
       job = pending.pop(0)
       job.start(parallel)
+      job.started = status.clock()
       status.message(f"{job.name}: log in {job.log_path}")
       running.append(job)
     for job in [j for j in running if j.proc.poll() is not None]:
       running.remove(job)
-      status.finish(job.name, time.monotonic() - job.started, job.expected_s,
+      status.finish(job.name, status.clock() - job.started, job.expected_s,
                     job.proc.returncode)
       if job.proc.returncode != 0:
         failed.append(job)
     if running:
       status.show({j.name: (last_progress(j.log_path), j.expected_s, j.started)
                    for j in running})
-      time.sleep(poll_s)
+      sleep(poll_s)
   if failed:
     not_started = f" Not started: {', '.join(j.name for j in pending)}." if pending else ""
     raise RuntimeError(" ".join(j.error() for j in failed) + not_started)

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -96,7 +95,7 @@ def _fake_jobs(tmp_path, polls_and_codes, started):
 
     def start(self, parallel):
       started.append(self.name)
-      self.started, self.proc = time.monotonic(), _FakeProc(self.polls, self.code)
+      self.proc = _FakeProc(self.polls, self.code)
 
   return [FakeJob(name, p, c) for name, (p, c) in polls_and_codes.items()]
 
@@ -119,11 +118,14 @@ def test_after_a_failed_job_the_running_ones_finish_and_no_other_starts(tmp_path
   from lamp_tf.apps import reproduce
   started = []
   jobs = _fake_jobs(tmp_path, {"a": (0, 3), "b": (2, 0), "c": (1, 0)}, started)
-  status, lines = reproduce.Status(30), []
+  now = [0.0]  # the clock: a poll every 10 s, no waiting (issue #31: these were wall times)
+  status, lines = reproduce.Status(30, clock=lambda: now[0]), []
   status.message = lines.append
   with pytest.raises(RuntimeError) as e:
-    reproduce.run_jobs(jobs, 2, status, poll_s=0)
-  assert "a: failed (exit 3) after 0 s" in lines and "b: done in 0 s" in lines
+    reproduce.run_jobs(jobs, 2, status, poll_s=10,
+                       sleep=lambda s: now.__setitem__(0, now[0] + s))
+  # a exits at the first poll; b runs through two polls and exits at the third.
+  assert "a: failed (exit 3) after 0 s" in lines and "b: done in 20 s" in lines
   assert started == ["a", "b"] and jobs[1].proc.returncode == 0  # b ran to its end
   message = str(e.value)
   assert "a.cfg failed (exit 3)" in message and str(tmp_path / "a" / "log.txt") in message

@@ -215,19 +215,40 @@ def test_generator_fisher_matches_a_per_sample_loop():  # moving statistics
     np.testing.assert_allclose(a, b / 6, rtol=rtol, atol=rtol * np.abs(b).max() / 6)
 
 
+def _nearest_centre_solver(centres, unseen_class):
+  """A fixed solver over 4 classes: from an image's mean intensity m, class c's logit is
+  2 a_c m - a_c^2 (the argmax is the centre a_c nearest to m, since -(m - a_c)^2 differs from
+  it by -m^2, the same for every class); the unseen class's logit is +100 everywhere, so it
+  would win every argmax that did not leave it out."""
+  x = keras.Input((32, 32, 1))
+  m = keras.layers.GlobalAveragePooling2D()(x)
+  logits = keras.layers.Dense(4, name="logits")(m)
+  model = keras.Model(x, [logits, m])
+  a = np.array(centres, np.float32)
+  bias = -a ** 2
+  bias[unseen_class] = 100.0
+  model.get_layer("logits").set_weights([(2 * a)[None], bias])
+  return model
+
+
 def test_dgr_rejection_sampling_returns_solver_labelled_samples():
+  """Issue #31: the old test checked only the classes an untrained solver happened to pick.
+  With a fixed solver that picks each seen class for a third of the generator's draws, every
+  sample returned for every requested label is one the solver labels as requested."""
   keras.utils.set_random_seed(2)
   g, _ = gan_nets.make_gan(**{**SMALL, "num_classes": None, "conditioning": None})
-  solver = features_lib.classifier_model((32, 32, 1), 4)
+  means = g(tf.random.normal([512, 128]), tf.zeros([512], tf.int64),
+            training=False).numpy().mean(axis=(1, 2, 3))
+  seen = [0, 1, 3]
+  centres = np.zeros(4)
+  centres[seen] = np.quantile(means, [1 / 6, 1 / 2, 5 / 6])  # a third of the draws each
+  solver = _nearest_centre_solver(centres, unseen_class=2)
   labels = np.array([0, 0, 1, 3, 3, 3])
-  images = mergan.dgr_generate(g, solver, labels, seed=0, seen=[0, 1, 3], z_dim=128,
-                               max_draws=20)
+  images = mergan.dgr_generate(g, solver, labels, seed=0, seen=seen, z_dim=128, max_draws=20)
   assert images.shape == (6, 32, 32, 1)
-  logits = solver(images, training=False)[0].numpy()[:, [0, 1, 3]]
-  picked = np.array([0, 1, 3])[logits.argmax(axis=1)]
-  # Every requested class the solver ever picks comes back labelled as requested.
-  for c in set(picked):
-    assert np.all(picked[labels == c] == c) or c not in labels
+  picked = np.array(seen)[solver(images)[0].numpy()[:, seen].argmax(axis=1)]
+  np.testing.assert_array_equal(picked, labels)
+  assert len({images[i].tobytes() for i in range(6)}) == 6  # distinct draws, none repeated
 
 
 def _data():

@@ -45,6 +45,8 @@ def test_fashion_mnist_equals_raw_idx_files(split, prefix, size):
 PREPARE_ONE = """
 import hashlib, sys
 from lamp_tf.data import sources
+print("ready", flush=True)
+sys.stdin.readline()  # the barrier: both processes start preparing together
 ex = sources.load_examples("fashion_mnist", "test", data_dir=sys.argv[1])
 print(len(ex), hashlib.sha1(ex.images.tobytes() + ex.labels.tobytes()).hexdigest())
 """
@@ -56,11 +58,20 @@ print(len(ex), hashlib.sha1(ex.images.tobytes() + ex.labels.tobytes()).hexdigest
 def test_two_programs_preparing_one_data_set_at_once_both_get_it(tmp_path):
   """Two processes (isolation is the point) build the same TFDS data set in one empty directory
   at once: the second waits for the first, and both read the same examples (without the lock
-  one failed with TFDS's "Destination ... already exists")."""
+  one failed with TFDS's "Destination ... already exists"). A barrier makes the two overlap
+  (issue #31: started one after the other, the first could finish before the second began, and
+  the test would pass without a lock): both have imported everything and wait; then both are
+  released at once, and preparing takes seconds."""
   procs = [subprocess.Popen([sys.executable, "-c", PREPARE_ONE, str(tmp_path / "tfds")],
-                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+                            cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
            for _ in range(2)]
+  for p in procs:
+    assert p.stdout.readline().strip() == "ready", p.communicate(timeout=60)[1][-3000:]
+  for p in procs:
+    p.stdin.write("go\n")
+    p.stdin.flush()
   outs = [p.communicate(timeout=300) for p in procs]
   for p, (out, err) in zip(procs, outs):
     assert p.returncode == 0, err[-3000:]

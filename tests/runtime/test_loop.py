@@ -199,19 +199,49 @@ def test_non_finite_loss_inside_a_multi_step_call_names_its_step(tmp_path):
 
 
 def test_values_reach_the_host_only_at_summaries_checkpoints_and_the_end(tmp_path, monkeypatch):
+  """A host sync is a device tensor read into Python (`float`, `int`, `bool`, `.numpy()`: each
+  goes through EagerTensor._numpy). Issue #31: the old test counted calls of `float` in the
+  loop's module only, blind to `int(...)` or `.numpy()` anywhere. Here every read in the
+  process is counted: 20 steps with boundaries (summary, checkpoint) every 10 read as often as
+  40 steps with boundaries every 20, so nothing is read per step."""
+  from tensorflow.python.framework import ops
+  read = ops._EagerTensorBase._numpy
   reads = []
 
-  def counting_float(value):
+  def counting(self):
     reads.append(1)
-    return __builtins__["float"](value) if isinstance(__builtins__, dict) else \
-        __builtins__.float(value)
+    return read(self)
 
-  monkeypatch.setattr(loop, "float", counting_float, raising=False)
-  rt = runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(tmp_path),
-                             export_dir="", checkpoint_every=10, summary_every=5,
-                             log_every_secs=1e9)
-  tiny_program.train(rt, 20)
-  assert len(reads) == 5  # steps 1, 5, 10, 15, 20 (one value: the loss), not one per step
+  def count(workdir, steps, every):
+    rt = runtime_flags.Runtime(strategy=tf.distribute.get_strategy(), workdir=str(workdir),
+                               export_dir="", checkpoint_every=every, summary_every=every,
+                               log_every_secs=1e9)
+    model, optimizer = tiny_program.build(rt, 1e-2, 0)
+    state = rt.train_state("train", 0, model=model, optimizer=optimizer)
+    x, y = tiny_program.data()
+    batches = iter(tf.data.Dataset.from_tensor_slices((x, y)).repeat().batch(32))
+
+    @tf.function
+    def step_fn(batch, seed):
+      with tf.GradientTape() as tape:
+        logits = model(batch[0], training=True)
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(batch[1], logits))
+      optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                                    model.trainable_variables))
+      return {"loss": loss}
+
+    step_fn(next(batches), tf.constant([0, 0], tf.int64))  # traced outside the count
+    reads.clear()
+    monkeypatch.setattr(ops._EagerTensorBase, "_numpy", counting)
+    loop.train_loop(state, step_fn, batches, steps, writer=rt.writer("train"),
+                    **rt.loop_kwargs())
+    monkeypatch.setattr(ops._EagerTensorBase, "_numpy", read)
+    assert int(state.step) == steps
+    return len(reads)
+
+  short, long = count(tmp_path / "a", 20, 10), count(tmp_path / "b", 40, 20)
+  assert short > 0  # the reads are seen: the loss and the finiteness check, at boundaries
+  assert short == long
 
 
 def test_launch_to_first_step_is_measured_once_and_reported(tmp_path, monkeypatch):
