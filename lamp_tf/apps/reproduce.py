@@ -18,7 +18,7 @@ import time
 from absl import app, flags, logging
 
 from lamp_tf.apps import registry
-from lamp_tf.runtime import files, flags as runtime_flags, results
+from lamp_tf.runtime import files, flags as runtime_flags, loop, results
 
 FLAGS = flags.FLAGS
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -42,20 +42,6 @@ def _selected():
   return [e for e in registry.EXPERIMENTS if not FLAGS.methods or e.method in FLAGS.methods]
 
 
-PROGRESS = re.compile(r"\] (?P<phase>[^\]]*?): step (?P<step>\d+)/(?P<total>\d+) \((?P<pct>\d+)%\) "
-                      r"(?P<rate>[\d.]+) steps/s ETA (?P<eta>\S+)")
-
-
-def last_progress(log_path, tail=20000):
-  """The latest progress line of a program's log, parsed (None before the first one)."""
-  try:
-    with open(log_path, "rb") as f:
-      f.seek(max(0, os.path.getsize(log_path) - tail))
-      text = f.read().decode(errors="replace")
-  except OSError:
-    return None
-  matches = list(PROGRESS.finditer(text))
-  return matches[-1].groupdict() if matches else None
 
 
 class Status:
@@ -88,8 +74,8 @@ class Status:
     lines = []
     for name, (progress, _, _) in running.items():
       phase = (f"{progress['phase']} step {progress['step']}/{progress['total']} "
-               f"{float(progress['rate']):.2f} steps/s ETA {progress['eta']}") if progress \
-          else "starting"
+               f"{progress['rate']:.2f} steps/s ETA {loop.duration_text(progress['eta_s'])}") \
+          if progress else "starting"
       lines.append(f"[{int(elapsed) // 60}m{int(elapsed) % 60:02d}s, {left}] {name}: {phase}")
     if self.tty:
       self._clear()
@@ -127,6 +113,7 @@ class Job:
                                                                   expected_s)
     self.name = os.path.basename(workdir)
     self.log_path = os.path.join(workdir, "log.txt")
+    self.progress_path = os.path.join(workdir, "progress.json")  # loop.PROGRESS_FILE_ENV
     self.proc = self.started = None
 
   def start(self, parallel):
@@ -137,6 +124,9 @@ class Job:
     env = dict(os.environ)
     if not os.environ.get("LAMP_TF_VERBOSE"):
       env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env[loop.PROGRESS_FILE_ENV] = self.progress_path
+    if os.path.exists(self.progress_path):  # a resumed run's record is of its last process
+      os.remove(self.progress_path)
     if parallel > 1:  # a TF process takes all GPU memory unless told to grow
       env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     with open(self.log_path, "a") as log:
@@ -168,7 +158,7 @@ def run_jobs(jobs, parallel, status, poll_s=1.0, sleep=time.sleep):
       if job.proc.returncode != 0:
         failed.append(job)
     if running:
-      status.show({j.name: (last_progress(j.log_path), j.expected_s, j.started)
+      status.show({j.name: (loop.read_progress(j.progress_path), j.expected_s, j.started)
                    for j in running})
       sleep(poll_s)
   if failed:

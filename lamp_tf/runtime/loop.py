@@ -9,6 +9,7 @@ drawing a fresh seed for every step from the state's generator, and owns checkpo
 the progress line, periodic actions and the non-finite guard.
 """
 
+import json
 import math
 import os
 import shutil
@@ -149,8 +150,24 @@ class TrainState:
     return path
 
 
+# Where a program's training progress goes as data (a JSON record, replaced atomically at every
+# progress line), when set: `lamp-tf-reproduce` sets it for each program it runs and reads it.
+PROGRESS_FILE_ENV = "LAMP_TF_PROGRESS_FILE"
+
+
+def read_progress(path):
+  """The progress record at `path` ({"phase", "step", "total", "rate", "eta_s"}; eta_s None
+  when unknown), or None before the first one (or when unreadable)."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
 class Progress:
-  """Logs 'step i/n, steps/s, ETA and values' at most every `every_secs` seconds."""
+  """Logs 'step i/n, steps/s, ETA and values' at most every `every_secs` seconds, and writes
+  the same progress as a record to $LAMP_TF_PROGRESS_FILE when that is set (`read_progress`)."""
 
   def __init__(self, name, start, total, every_secs=10.0):
     self.name, self.total, self.every_secs = name, total, every_secs
@@ -173,11 +190,20 @@ class Progress:
     eta = (self.total - step) / rate if rate > 0 else float("inf")
     shown = " ".join(f"{k}={v:.4g}" for k, v in values.items())
     logging.info("%s: step %d/%d (%.0f%%) %.2f steps/s ETA %s %s", self.name, step, self.total,
-                 100.0 * step / max(self.total, 1), rate, _duration(eta), shown)
+                 100.0 * step / max(self.total, 1), rate, duration_text(eta), shown)
+    path = os.environ.get(PROGRESS_FILE_ENV)
+    if path:
+      record = {"phase": self.name, "step": int(step), "total": int(self.total),
+                "rate": float(rate), "eta_s": float(eta) if math.isfinite(eta) else None}
+      tmp = f"{path}.{os.getpid()}.tmp"
+      with open(tmp, "w") as f:
+        json.dump(record, f)
+      os.replace(tmp, path)  # a reader sees the old record or the new one, never half
 
 
-def _duration(seconds):
-  if not math.isfinite(seconds):
+def duration_text(seconds):
+  """'1h02m03s' / '2m03s' (None or infinite: '?')."""
+  if seconds is None or not math.isfinite(seconds):
     return "?"
   m, s = divmod(int(seconds), 60)
   h, m = divmod(m, 60)

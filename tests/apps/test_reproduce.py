@@ -143,7 +143,7 @@ def test_on_a_terminal_the_progress_lines_are_redrawn_in_place(monkeypatch):
       (41, 24)))
   status = reproduce.Status(0)
   status.tty = True
-  step = {"phase": "train", "step": "5", "total": "10", "rate": "2.0", "eta": "0m03s"}
+  step = {"phase": "train", "step": 5, "total": 10, "rate": 2.0, "eta_s": 3.0}
   status.show({"a": (step, 0, 0.0), "b": (None, 0, 0.0)})
   first = err.getvalue()
   assert first.count("\n") == 2 and "] a: train step 5/10" in first and "] b: starting" in first

@@ -113,12 +113,15 @@ def test_a_damaged_checkpoint_falls_back_to_the_one_before_then_refuses_clearly(
     state_with([0.0, 0.0])[1].restore()
 
 
-def test_loop_writes_summaries_and_progress(tmp_path, caplog):
+def test_loop_writes_summaries_and_progress(tmp_path, caplog, monkeypatch):
   absl_logging.set_verbosity(absl_logging.INFO)
   caplog.set_level("INFO")
   rt = _runtime(tmp_path)
   rt.summary_every = 2
   rt.log_every_secs = 0.0
+  progress = tmp_path / "progress.json"
+  monkeypatch.setenv(loop.PROGRESS_FILE_ENV, str(progress))
+  assert loop.read_progress(str(progress)) is None
   tiny_program.train(rt, 6)
   events = glob.glob(str(tmp_path / "train" / "events.out.tfevents.*"))
   assert events
@@ -126,6 +129,11 @@ def test_loop_writes_summaries_and_progress(tmp_path, caplog):
            for v in e.summary.value if v.tag == "train/loss"]
   assert sorted(steps) == [1, 2, 4, 6]  # the first step, every 2 and the last
   assert any("steps/s" in r.message and "ETA" in r.message for r in caplog.records)
+  # Issue #31: the progress as data, what lamp-tf-reproduce reads (no log line parsed back).
+  record = loop.read_progress(str(progress))
+  assert record["phase"] == "train" and (record["step"], record["total"]) == (6, 6)
+  assert record["rate"] > 0 and record["eta_s"] == 0.0
+  assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
 
 
 def test_models_whose_weights_a_checkpoint_cannot_reach_are_refused(tmp_path):
