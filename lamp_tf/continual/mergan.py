@@ -381,6 +381,46 @@ def class_grid(cfg, nets, seen, grid_z, z_dim):
   return grid
 
 
+# The first task's samples on the fixed (z, c) of its classes, kept for the instance memory.
+FIRST_SAMPLES = "first_task_samples.npy"
+
+
+def first_task_samples(cfg, nets, classes, grid_z):
+  """The generator's samples on the fixed noise of the first task's `classes`: all G of
+  `grid_z[c]` per class, one batch per class as in the fixed-z grids, [len(classes) * G, H, W,
+  C] in class order; None for DGR (its generator takes no class: no fixed (z, c))."""
+  if cfg.method == "dgr":
+    return None
+  return np.concatenate([_sample(nets.generator, tf.constant(grid_z[c], tf.float32),
+                                 tf.fill([grid_z.shape[1]], tf.constant(c, tf.int64)),
+                                 cfg.moments).numpy() for c in classes])
+
+
+def _distances(a, b, features):
+  """Mean squared pixel difference, mean SSIM (images in [-1, 1] taken to [0, 1]) and mean
+  Euclidean distance of classifier features, pairing a[i] with b[i]."""
+  fa, fb = features(a), features(b)
+  ssim = tf.image.ssim(tf.constant((a + 1) / 2), tf.constant((b + 1) / 2), max_val=1.0)
+  return {"mse": float(np.mean(np.square(a - b))), "ssim": float(np.mean(ssim)),
+          "feature": float(np.mean(np.linalg.norm(fa - fb, axis=1)))}
+
+
+def instance_memory(now, first, per_class, features):
+  """Whether a generator still draws the same instance for the same (z, c) (the talk's claim
+  for MeRGAN-RA on LSUN: the same bedroom for the same noise after later tasks): the distances
+  (`_distances`) between its samples `now` and the first task's `first` on the same fixed
+  (z, c) (`first_task_samples`, `per_class` samples of each class in order), and beside them
+  the 'another instance' reference: the same distances between two draws of z of the same
+  class after the first task (each of `first` paired with the next z of its class, cyclically).
+  A generator that keeps the class but not the instance sits near the reference; one that keeps
+  the instance, near 0 (MSE, features) and 1 (SSIM)."""
+  classes = len(first) // per_class
+  other = np.concatenate([np.roll(first[k * per_class:(k + 1) * per_class], -1, axis=0)
+                          for k in range(classes)])
+  return {**_distances(now, first, features),
+          "reference": _distances(other, first, features)}
+
+
 def _start_from_first_task(init_dir, state, nets, trackables, evals_path, grids_path):
   """Starts a fresh run from a finished shared first task (same seed and budget): networks,
   optimisers, step, random state, the task-1 evaluation and grid."""
@@ -390,7 +430,9 @@ def _start_from_first_task(init_dir, state, nets, trackables, evals_path, grids_
   state.step.assign(shared.step)
   state.task.assign(shared.task)
   state.rng.state.assign(shared.rng.state)
-  for name in (os.path.basename(evals_path), os.path.basename(grids_path)):
+  for name in (os.path.basename(evals_path), os.path.basename(grids_path), FIRST_SAMPLES):
+    if name == FIRST_SAMPLES and not os.path.exists(os.path.join(init_dir, name)):
+      continue  # a first task shared by an older version: no instance memory for this run
     with files.atomic_path(os.path.join(os.path.dirname(evals_path), name)) as tmp:
       shutil.copyfile(os.path.join(init_dir, name), tmp)
   state.save()
@@ -440,6 +482,8 @@ def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z, 
     _start_from_first_task(init_from, state, nets, shared, evals_path, grids_path)
   evals = files.read_json(evals_path)[:int(state.task)] if os.path.exists(evals_path) else []
   grids = list(np.load(grids_path)[:int(state.task)]) if os.path.exists(grids_path) else []
+  first_path = os.path.join(run_dir, FIRST_SAMPLES)
+  first = np.load(first_path) if os.path.exists(first_path) and int(state.task) else None
   writer = rt.writer(rel)
   gan_cfg = train_lib.GANConfig(cfg.n_critic, cfg.gp_weight,
                                 0.0 if cfg.method == "dgr" else cfg.ac_weight, z_dim, cfg.moments)
@@ -487,12 +531,23 @@ def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z, 
     wall.assign_add(time.monotonic() - t0)
 
   def finish(t):
+    nonlocal first
     seen = seen_classes(t)
     result = evaluator(sampler(cfg, nets, seen, z_dim), classes=seen, reverse=True)
     result["task"] = t + 1
     evals.append(result)
     grid = class_grid(cfg, nets, seen, grid_z, z_dim)
     grids.append(grid)
+    samples = first_task_samples(cfg, nets, tasks[0], grid_z)
+    if t == 0 and samples is not None:
+      first = samples
+      if rt.is_chief:
+        with files.atomic_path(first_path) as tmp:
+          with open(tmp, "wb") as f:
+            np.save(f, first)
+    if samples is not None and first is not None:
+      result["instance"] = instance_memory(samples, first, grid_z.shape[1],
+                                           evaluator.classifier.features)
     writer.write_scalars(t + 1, {"eval/accuracy": result["accuracy"], "eval/fid": result["fid"],
                                  "eval/reverse_accuracy": result["reverse_accuracy"]})
     writer.write_images(t + 1, {"fixed_z_grid": preprocess.unscale(grid).numpy()})
@@ -517,6 +572,9 @@ def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z, 
           "first_task_accuracy_per_task": [
               float(np.mean([e["accuracy_per_class"][str(c)] for c in tasks[0]]))
               for e in evals],
+          **{f"instance_{k}_per_task": [e["instance"][k] if "instance" in e else None
+                                         for e in evals] for k in ("mse", "ssim", "feature")},
+          "instance_reference": evals[-1].get("instance", {}).get("reference"),
           "iterations_per_task": cfg.iterations,
           "first_task_iterations": cfg.task_iterations(0),
           "sample_bn": cfg.sample_bn, "replay_batch": cfg.replay_batch, "jtr": cfg.jtr,

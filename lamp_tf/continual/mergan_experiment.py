@@ -24,6 +24,7 @@ from lamp_tf.runtime import figures, flags as runtime_flags, results, settings
 from lamp_tf.runtime.settings import setting
 
 PROGRAM = "lamp-tf-mergan"
+GRID_SAMPLES = 64  # fixed z per class of the grids and the instance memory
 NAMES = {"jt": "JT", "sft": "SFT", "ewc": "EWC", "dgr": "DGR", "jtr": "MeRGAN-JTR",
          "ra": "MeRGAN-RA"}
 
@@ -123,7 +124,40 @@ def claims(records, first_classes):
   holds = (keep["sft"][1] < 0.5 * keep["sft"][0] and
            all(keep[m][1] >= 0.8 * keep[m][0] for m in ("jtr", "ra")))
   return [results.claim("SFT forgets the first class while MeRGAN-JTR and MeRGAN-RA keep it",
-                        evidence, holds)]
+                        evidence, holds)] + instance_claims(records)
+
+
+def _last_instance(records, method, key):
+  """Per seed, the instance distance `key` after the last task of `method` (None: not run, or
+  made before instance memory was measured)."""
+  rs = [r for r in records if r["method"] == method and r.get(f"instance_{key}_per_task")]
+  values = [r[f"instance_{key}_per_task"][-1] for r in rs]
+  return values if values and None not in values else None
+
+
+def instance_claims(records):
+  """The talk's LSUN claim, measured (issue #33): for the same (z, c) of the first task, after
+  the last task MeRGAN-RA draws the instance it drew after task 1 (its distance to those
+  samples below JTR's and SFT's beyond the seed spread, in pixels and in classifier features)
+  while MeRGAN-JTR keeps the class but not the instance (its feature distance at least half the
+  'another instance' reference: two draws of z of the same class)."""
+  dist = {m: {k: _last_instance(records, m, k) for k in ("mse", "feature")}
+          for m in ("sft", "jtr", "ra")}
+  if any(v is None for d in dist.values() for v in d.values()):
+    return []
+  ref = np.mean([r["instance_reference"]["feature"] for r in records
+                 if r["method"] == "jtr" and r.get("instance_reference")])
+  mean = {m: {k: float(np.mean(v)) for k, v in d.items()} for m, d in dist.items()}
+  evidence = ("distance after the last task to the first task's samples of the same (z, c), "
+              "pixel MSE / feature distance: " + ", ".join(
+                  f"{NAMES[m]} {mean[m]['mse']:.3f} / {mean[m]['feature']:.2f}"
+                  for m in ("sft", "jtr", "ra")) +
+              f"; another instance (two z of a class after task 1): feature distance {ref:.2f}")
+  holds = (all(results.above(dist[m][k], dist["ra"][k]) for m in ("sft", "jtr")
+               for k in ("mse", "feature")) and mean["jtr"]["feature"] >= 0.5 * ref)
+  return [results.claim("MeRGAN-RA remembers the instance (the same image for the same z and "
+                        "class after later tasks), MeRGAN-JTR only the category", evidence,
+                        holds)]
 
 
 def paper_rows(dataset):
@@ -237,9 +271,10 @@ class Experiment:
     evaluator = evaluators.make(
         "seen_classes", classifier, self.test.images, self.test.labels, self.train.num_classes,
         samples_per_class=cfg.eval_samples, reverse_steps=cfg.reverse_steps)
-    # Fixed noise of the grids: a batch of 64 per class (batch statistics), the first one shown.
-    grid_z = np.random.default_rng(1234).normal(size=[self.train.num_classes, 64, 128]).astype(
-        np.float32)
+    # Fixed noise of the grids: a batch of 64 per class (batch statistics), the first one shown;
+    # all of the first task's classes' are the instance memory's fixed (z, c).
+    grid_z = np.random.default_rng(1234).normal(
+        size=[self.train.num_classes, GRID_SAMPLES, 128]).astype(np.float32)
     records = []
     for seed in cfg.seeds:
       first = None
@@ -339,8 +374,34 @@ class Experiment:
          per_task("accuracy_per_task")),
         (f"Accuracy % on the first task's classes {list(self.tasks[0])}, after each task",
          per_task("first_task_accuracy_per_task")),
+        *self.instance_sections(records, specs, num_tasks),
         ("Figures", "\n\n".join(f"![{f}]({f})" for f in figs)),
     ]
+
+  def instance_sections(self, records, specs, num_tasks):
+    """Instance memory per method after each task (none for DGR, or for records made before
+    it was measured)."""
+    def cell(rs, key, k, scale):
+      values = [r[f"instance_{key}_per_task"][k] for r in rs]
+      return "-" if None in values else results.mean_std(values, scale, 3)
+
+    rows = []
+    for label, _, _ in specs:
+      rs = [r for r in records if r["label"] == label and r.get("instance_mse_per_task")]
+      if rs:
+        rows.append([label] + [" / ".join(cell(rs, key, k, 1.0) for key in
+                                          ("mse", "ssim", "feature")) for k in range(num_tasks)])
+    refs = [r["instance_reference"] for r in records if r.get("instance_reference")]
+    if not rows or not refs:
+      return []
+    ref = " / ".join(f"{np.mean([x[k] for x in refs]):.3f}" for k in ("mse", "ssim", "feature"))
+    return [(f"Instance memory: the same (z, c) of the first task's classes "
+             f"{list(self.tasks[0])} against their samples after task 1 (pixel MSE / SSIM / "
+             "classifier-feature distance)", results.markdown_table(
+                 ["method"] + [f"after task {k + 1}" for k in range(num_tasks)], rows) +
+             f"\n\nAnother instance, for scale: two draws of z of the same class after task 1 "
+             f"score {ref} (mean over runs). Same instance: 0 / 1 / 0. Mean ± std over seeds; "
+             f"{GRID_SAMPLES} fixed z per class, images in [-1, 1].")]
 
 
 def validate(cfg):

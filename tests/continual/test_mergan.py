@@ -373,3 +373,28 @@ def test_config_rejects_values_outside_their_range_naming_the_flag(field, value)
 def test_split_replays_need_a_sample_per_old_class():
   with pytest.raises(ValueError, match="--batch_size=4"):
     mergan.replay_labels(list(range(6)), 4, "split")
+
+
+def test_instance_memory_against_the_reference_computation():
+  """Issue #33's measure, written out: the distances between samples of the same fixed (z, c)
+  and, as 'another instance', between each first-task sample and the next z's of its class."""
+  rng = np.random.default_rng(0)
+  per_class = 4
+  first = rng.uniform(-1, 1, [2 * per_class, 16, 16, 1]).astype(np.float32)
+  now = np.clip(first + rng.normal(0, 0.1, first.shape), -1, 1).astype(np.float32)
+  features = lambda x: x.reshape(len(x), -1)[:, :10] * 3.0  # any fixed map of the images
+  out = mergan.instance_memory(now, first, per_class, features)
+
+  def ssim(a, b):
+    return float(np.mean(tf.image.ssim(tf.constant((a + 1) / 2), tf.constant((b + 1) / 2), 1.0)))
+
+  other = np.stack([first[0 * per_class + (i + 1) % per_class] for i in range(per_class)] +
+                   [first[1 * per_class + (i + 1) % per_class] for i in range(per_class)])
+  for got, (a, b) in ((out, (now, first)), (out["reference"], (other, first))):
+    assert np.isclose(got["mse"], np.mean((a - b) ** 2), rtol=1e-6)
+    assert np.isclose(got["ssim"], ssim(a, b), rtol=1e-6)
+    assert np.isclose(got["feature"], np.mean(np.sqrt(np.sum(
+        (features(a) - features(b)) ** 2, axis=1))), rtol=1e-5)
+  same = mergan.instance_memory(first, first, per_class, features)
+  assert same["mse"] == 0 and same["feature"] == 0 and np.isclose(same["ssim"], 1.0)
+  assert out["mse"] < out["reference"]["mse"]  # a small change keeps the instance

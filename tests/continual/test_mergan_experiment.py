@@ -43,6 +43,10 @@ def test_mergan_experiment(tmp_path):
     assert len(r["accuracy_matrix"]) == 2 and len(r["accuracy_matrix"][0]) == 10
     # The same float64 mean of the same per-class accuracies, in the same order: equal.
     assert r["accuracy"] == np.mean([a for a in r["accuracy_matrix"][-1]])
+    # Instance memory (issue #33): after task 1 the samples are the first task's own.
+    assert r["instance_mse_per_task"][0] == 0 and r["instance_feature_per_task"][0] == 0
+    assert abs(r["instance_ssim_per_task"][0] - 1) < 1e-5 and len(r["instance_mse_per_task"]) == 2
+    assert r["instance_reference"]["mse"] > 0
   report = (tmp_path / "REPORT.md").read_text()
   assert "| after task 2 |" in report and "| JT | SFT |" in report.replace("|  |", "|")
   assert "batch 8, 1 critic steps" in report and "seeds [0]" in report
@@ -57,3 +61,25 @@ def test_mergan_experiment(tmp_path):
                        capture_output=True, text=True, timeout=300)
   assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
   serving_fuzz.assert_rejects_bad_requests(str(tmp_path / "export" / "1"))
+
+
+def test_the_instance_claim_is_computed_from_the_per_seed_distances():
+  """Holds when RA's distances to its first-task samples are below JTR's and SFT's beyond the
+  seed spread (pixels and features) and JTR's feature distance is at least half the 'another
+  instance' reference; not when the seed ranges overlap."""
+  def record(method, seed, mse, feature):
+    return {"method": method, "seed": seed, "instance_mse_per_task": [0.0, mse],
+            "instance_feature_per_task": [0.0, feature],
+            "instance_ssim_per_task": [1.0, 0.5],
+            "instance_reference": {"mse": 0.5, "ssim": 0.2, "feature": 4.0}}
+
+  def claim(ra_feature_seed1):
+    records = [record("sft", 0, 0.6, 5.0), record("sft", 1, 0.5, 4.5),
+               record("jtr", 0, 0.4, 3.0), record("jtr", 1, 0.45, 3.5),
+               record("ra", 0, 0.05, 0.5), record("ra", 1, 0.06, ra_feature_seed1)]
+    (out,) = mergan_experiment.instance_claims(records)
+    return out
+
+  assert claim(0.6)["holds"] and "MeRGAN-RA 0.055 / 0.55" in claim(0.6)["evidence"]
+  assert not claim(3.2)["holds"]  # RA's seed 1 inside JTR's range: not beyond the spread
+  assert mergan_experiment.instance_claims([record("sft", 0, 0.6, 5.0)]) == []
