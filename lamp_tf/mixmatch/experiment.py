@@ -733,6 +733,50 @@ def claims(cfg, records, recolour_scores):
 
 
 def report_sections(cfg, records, recolour_scores, figs, n_rs, n_rd, n_test, seeds):
+  """REPORT.md's sections, one named step each."""
+  sections = [("Setup", _setup_text(cfg, n_rs, n_rd, n_test)),
+              ("Depth → segmentation on held-out scenes (IoU %)",
+               _depth_to_seg_table(cfg, records)),
+              ("Side information (zero-pair depth → segmentation)",
+               _side_info_table(cfg, records))]
+  sections += _swap_sections(cfg, records)
+  sections += tables.alignment_sections(records, cfg.side_info, cfg.test_bn)
+  if cfg.interventions:
+    sections.append(tables.interventions_section(
+        records, cfg.interventions, cfg.main_side_info, cfg.test_bn,
+        lambda objective: _cascades(records, cfg.main_side_info, cfg.test_bn, objective)))
+  sections.append(("Batch norm at test: the same trained models, both ways (mIoU %)",
+                   _test_bn_table(cfg, records)))
+  sections += _ablation_sections(cfg, records)
+  if recolour_scores is not None:
+    sections.append(_recolour_section(cfg, recolour_scores, seeds))
+  sections.append(("Figures", "\n\n".join(f"![{f}]({f})" for f in figs)))
+  return sections
+
+
+def _setup_text(cfg, n_rs, n_rd, n_test):
+  """The data, networks, budget and objective of the run."""
+  return (f"Procedural scenes at {cfg.resolution}x{cfg.resolution}: {n_rs} "
+          f"(RGB, segmentation) training scenes and {n_rd} (RGB, depth) training scenes, "
+          f"disjoint; {n_test} held-out test scenes with all three modalities. Encoders "
+          f"with blocks {','.join(map(str, cfg.widths))} (latent "
+          f"{cfg.latent_size}x{cfg.latent_size}; the paper: 256 px, 5 VGG blocks, an 8x8 "
+          f"latent, pretrained), {cfg.steps} steps per model, baselines "
+          f"{cfg.baseline_steps} steps, batch {cfg.batch_size}, Adam {cfg.lr:g} (0.5, "
+          f"0.999); seeds {', '.join(map(str, cfg.seeds))} (mean ± std). Objective: "
+          f"RGB→seg ×{cfg.seg_weight:g}, RGB→depth ×{cfg.depth_weight:g}, "
+          f"autoencoders ×{cfg.auto_weight:g}, RGB outputs ×{cfg.rgb_weight:g} "
+          f"({cfg.rgb_loss} ×{cfg.rgb_recon_weight:g}"
+          f"{' + LSGAN' if cfg.rgb_adversarial else ''}), latent alignment "
+          f"×{cfg.latent_weight:g} at {cfg.latent_levels} levels"
+          f"{' + max-feature' if cfg.max_feature else ''}, latent noise "
+          f"|N(0, {cfg.latent_noise:g})|, RGB decoder side information: "
+          f"{cfg.rgb_side_info}; test-time batch norm in the main tables: {cfg.test_bn}. "
+          "Scores ignore void pixels; mIoU averages the classes present.")
+
+
+def _depth_to_seg_table(cfg, records):
+  """Per-class IoU of every method, then zero-pair minus each cascade."""
   main, bn = cfg.main_side_info, cfg.test_bn
   other = "skip" if main != "skip" else "indices"
   rows = []
@@ -762,25 +806,34 @@ def report_sections(cfg, records, recolour_scores, figs, n_rs, n_rd, n_test, see
         records, method=method, side_info=side, test_bn=test_bn, objective=objective))
     if row is not None:
       rows.append(row)
-  quantitative = results.markdown_table(["method", "mIoU %", "global %"] + list(scenes.CLASSES),
-                                        rows) + (
+  return results.markdown_table(["method", "mIoU %", "global %"] + list(scenes.CLASSES), rows) + (
       "\n\nThe rows 'zero-pair minus ...' pair the seeds: mIoU points (mean ± std, and the "
       "seeds where zero-pair is below), then the mean per-class IoU difference in points. Each "
       "record in results.json also holds its confusion matrix (rows: true class, columns: "
       "predicted, void pixels left out).")
-  ablation = results.markdown_table(
+
+
+def _side_info_table(cfg, records):
+  """Zero-pair, the M&M cascade and the depth scores per side information."""
+  bn = cfg.test_bn
+  return results.markdown_table(
       ["side information", "zero-pair D→S mIoU %", "global %", "M&M cascade mIoU %",
        "R→D RMSE m", "R→D δ<1.25 %", "zero-pair S→D RMSE m"],
       [[side, tables.cell(z, "miou"), tables.cell(z, "global_accuracy"),
         tables.cell(tables.select(records, method="mm_cascade", side_info=side, test_bn=bn,
-                      objective="flags"), "miou"),
+                                  objective="flags"), "miou"),
         tables.cell(z, "depth_paired_rgb2depth_rmse", 1.0),
         tables.cell(z, "depth_paired_rgb2depth_delta1"),
-        tables.cell(z, "depth_zero_pair_seg2depth_rmse",
-                                                         1.0)]
+        tables.cell(z, "depth_zero_pair_seg2depth_rmse", 1.0)]
        for side in cfg.side_info
        for z in [tables.select(records, method="mm_zero_pair", side_info=side, test_bn=bn,
-                         objective="flags")]])
+                               objective="flags")]])
+
+
+def _swap_sections(cfg, records):
+  """What zero-pair loses: each encoder's latent and side information swapped (0 or 1
+  section)."""
+  bn = cfg.test_bn
   swap_rows = []
   zero_all = [r for r in tables.select(records, method="mm_zero_pair", test_bn=bn,
                                        objective="flags") if "latent_distance_constant" in r]
@@ -796,39 +849,8 @@ def report_sections(cfg, records, recolour_scores, figs, n_rs, n_rd, n_test, see
                         tables.cell(zero, "latent_distance", 1.0),
                         tables.cell(zero, "latent_distance_train", 1.0),
                         " / ".join(f"{100 * a:.0f}" for a in agreement)])
-  bn_rows = []
-  for method in ("mm_zero_pair", "mm_cascade", "mm_multimodal", "mm_rgb2seg"):
-    for side in cfg.side_info:
-      cells = [tables.cell(tables.select(records, method=method, side_info=side, test_bn=m,
-                             objective="flags"), "miou") for m in ("batch", "moving")]
-      if cells != ["-", "-"]:
-        bn_rows.append([MODEL_NAMES[method], side] + cells)
-  test_bn_table = results.markdown_table(
-      ["method", "side information", "mIoU % batch statistics", "mIoU % moving averages"],
-      bn_rows)
-  pix = tables.select(records, method="pix2pix_cascade")
-  sections = [
-      ("Setup", f"Procedural scenes at {cfg.resolution}x{cfg.resolution}: {n_rs} "
-                f"(RGB, segmentation) training scenes and {n_rd} (RGB, depth) training scenes, "
-                f"disjoint; {n_test} held-out test scenes with all three modalities. Encoders "
-                f"with blocks {','.join(map(str, cfg.widths))} (latent "
-                f"{cfg.latent_size}x{cfg.latent_size}; the paper: 256 px, 5 VGG blocks, an 8x8 "
-                f"latent, pretrained), {cfg.steps} steps per model, baselines "
-                f"{cfg.baseline_steps} steps, batch {cfg.batch_size}, Adam {cfg.lr:g} (0.5, "
-                f"0.999); seeds {', '.join(map(str, cfg.seeds))} (mean ± std). Objective: "
-                f"RGB→seg ×{cfg.seg_weight:g}, RGB→depth ×{cfg.depth_weight:g}, "
-                f"autoencoders ×{cfg.auto_weight:g}, RGB outputs ×{cfg.rgb_weight:g} "
-                f"({cfg.rgb_loss} ×{cfg.rgb_recon_weight:g}"
-                f"{' + LSGAN' if cfg.rgb_adversarial else ''}), latent alignment "
-                f"×{cfg.latent_weight:g} at {cfg.latent_levels} levels"
-                f"{' + max-feature' if cfg.max_feature else ''}, latent noise "
-                f"|N(0, {cfg.latent_noise:g})|, RGB decoder side information: "
-                f"{cfg.rgb_side_info}; test-time batch norm in the main tables: {bn}. "
-                "Scores ignore void pixels; mIoU averages the classes present."),
-      ("Depth → segmentation on held-out scenes (IoU %)", quantitative),
-      ("Side information (zero-pair depth → segmentation)", ablation)]
   if swap_rows:
-    sections.append((
+    return [(
         "What zero-pair loses: the depth encoder's latent and side information, each swapped "
         "for the RGB encoder's (mIoU %)",
         results.markdown_table(
@@ -850,45 +872,59 @@ def report_sections(cfg, records, recolour_scores, figs, n_rs, n_rd, n_test, see
         ", per side information as in the rows); on the "
         "held-out scenes and on the (RGB, depth) training pairs the alignment loss saw. Indices "
         "agreement: the share of 2x2 max-pooling winners on which the two encoders agree, per "
-        "block from the first (chance about 25 %)."))
-  sections += tables.alignment_sections(records, cfg.side_info, bn)
-  if cfg.interventions:
-    sections.append(tables.interventions_section(
-        records, cfg.interventions, main, bn,
-        lambda objective: _cascades(records, main, bn, objective)))
-  sections.append(
-      ("Batch norm at test: the same trained models, both ways (mIoU %)", test_bn_table))
-  if cfg.ablation:
-    steps = ablation_steps(cfg.steps)
-    abl_rows = []
-    for k, step in enumerate(steps):
-      bn_k = step.test_bn
-      z = tables.select(records, method="mm_zero_pair", objective=step.name, test_bn=bn_k)
-      c = tables.select(records, method="mm_cascade", objective=step.name, test_bn=bn_k)
-      abl_rows.append([step.name, tables.cell(z, "miou"), tables.cell(z, "global_accuracy"),
-                       tables.cell(c, "miou")])
-    sections.append((f"From the project's earlier objective to the reference's, one change at a "
-                     f"time ({main}; mIoU %)", results.markdown_table(
-                         ["step", "zero-pair D→S mIoU", "global", "M&M cascade mIoU"],
-                         abl_rows) + (f"\n\nFor comparison, the pix2pix cascade: "
-                                      f"{tables.cell(pix, 'miou')} mIoU." if pix else "")))
-  if recolour_scores is not None:
-    s = recolour_scores
-    sections.append(("Many-to-many recolouring", results.markdown_table(
-        ["pairs", "colour-name accuracy %", "luminance SSIM vs input",
-         "luminance SSIM vs true recolouring"],
-        [["trained (with the anchor)", 100 * s["accuracy_trained"], s["ssim_input_trained"],
-          s["ssim_target_trained"]],
-         ["never trained together (zero-pair)", 100 * s["accuracy_zero_pair"],
-          s["ssim_input_zero_pair"], s["ssim_target_zero_pair"]]]) +
-        f"\n\nColour names by a classifier trained on the 11 real colour domains (test accuracy "
-        f"{s['colour_classifier_test_accuracy']:.4f}). Anchor colour: "
-        f"{cfg.recolour_anchor}; seed {seeds[0]}, {cfg.recolour_steps} steps.\n\n" +
-        results.markdown_table(
-            ["approach", "networks for all 11 colours"],
-            [["mix-and-match", "11 encoders + 11 decoders = 22"],
-             ["CycleGAN per colour pair", "55 pairs x 2 generators = 110"]])))
-  sections.append(("Figures", "\n\n".join(f"![{f}]({f})" for f in figs)))
-  return sections
+        "block from the first (chance about 25 %).")]
+  return []
+
+
+def _test_bn_table(cfg, records):
+  """The same trained models scored with batch statistics and with moving averages."""
+  bn_rows = []
+  for method in ("mm_zero_pair", "mm_cascade", "mm_multimodal", "mm_rgb2seg"):
+    for side in cfg.side_info:
+      cells = [tables.cell(tables.select(records, method=method, side_info=side, test_bn=m,
+                                         objective="flags"), "miou") for m in ("batch", "moving")]
+      if cells != ["-", "-"]:
+        bn_rows.append([MODEL_NAMES[method], side] + cells)
+  return results.markdown_table(
+      ["method", "side information", "mIoU % batch statistics", "mIoU % moving averages"],
+      bn_rows)
+
+
+def _ablation_sections(cfg, records):
+  """From the project's earlier objective to the reference's, one change at a time (0 or 1
+  section)."""
+  if not cfg.ablation:
+    return []
+  rows = []
+  for step in ablation_steps(cfg.steps):
+    z = tables.select(records, method="mm_zero_pair", objective=step.name, test_bn=step.test_bn)
+    c = tables.select(records, method="mm_cascade", objective=step.name, test_bn=step.test_bn)
+    rows.append([step.name, tables.cell(z, "miou"), tables.cell(z, "global_accuracy"),
+                 tables.cell(c, "miou")])
+  pix = tables.select(records, method="pix2pix_cascade")
+  return [(f"From the project's earlier objective to the reference's, one change at a time "
+           f"({cfg.main_side_info}; mIoU %)", results.markdown_table(
+               ["step", "zero-pair D→S mIoU", "global", "M&M cascade mIoU"], rows) + (
+                   f"\n\nFor comparison, the pix2pix cascade: {tables.cell(pix, 'miou')} mIoU."
+                   if pix else ""))]
+
+
+def _recolour_section(cfg, recolour_scores, seeds):
+  """The many-to-many recolouring: trained and never-trained colour pairs."""
+  s = recolour_scores
+  return ("Many-to-many recolouring", results.markdown_table(
+      ["pairs", "colour-name accuracy %", "luminance SSIM vs input",
+       "luminance SSIM vs true recolouring"],
+      [["trained (with the anchor)", 100 * s["accuracy_trained"], s["ssim_input_trained"],
+        s["ssim_target_trained"]],
+       ["never trained together (zero-pair)", 100 * s["accuracy_zero_pair"],
+        s["ssim_input_zero_pair"], s["ssim_target_zero_pair"]]]) +
+      f"\n\nColour names by a classifier trained on the 11 real colour domains (test accuracy "
+      f"{s['colour_classifier_test_accuracy']:.4f}). Anchor colour: "
+      f"{cfg.recolour_anchor}; seed {seeds[0]}, {cfg.recolour_steps} steps.\n\n" +
+      results.markdown_table(
+          ["approach", "networks for all 11 colours"],
+          [["mix-and-match", "11 encoders + 11 decoders = 22"],
+           ["CycleGAN per colour pair", "55 pairs x 2 generators = 110"]]))
 
 
