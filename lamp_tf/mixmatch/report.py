@@ -65,7 +65,14 @@ def alignment_sections(records, side_infos, bn, objective="flags"):
     for term in terms:
       start = [r[f"loss_start_{term}"] for r in zero if f"loss_start_{term}" in r]
       end = [r[f"loss_end_{term}"] for r in zero if f"loss_end_{term}" in r]
-      loss_rows.append([side, term, f"{np.mean(start):.4g}", f"{np.mean(end):.4g}"])
+      # A term recorded on fewer steps than the run (e.g. the discriminator's, every other
+      # step) is shown with the steps it was recorded at.
+      own = {tuple(r[f"loss_steps_{term}"]) for r in zero if f"loss_steps_{term}" in r}
+      runs = {(r["loss_start_step"], r["loss_end_step"]) for r in zero if "loss_end_step" in r}
+      note = lambda i: (f" (step {next(iter(own))[i]})" if len(own) == 1 and own != runs
+                        else "")
+      loss_rows.append([side, term, f"{np.mean(start):.4g}{note(0)}",
+                        f"{np.mean(end):.4g}{note(1)}"])
   if not probe_rows:
     return []
   return [

@@ -70,8 +70,9 @@ class TrainingTrace:
   def summary(self):
     """A flat record of the trace: 'loss_start_<term>' and 'loss_end_<term>' (each term's
     first and last recorded value; 'loss_start_step' and 'loss_end_step' the first and last
-    recorded steps), 'probe_steps' and, per probe value, 'probe_<name>': its values at those
-    steps."""
+    recorded steps, 'loss_steps_<term>' the term's own: a term of some steps only, e.g. the
+    discriminator's loss of every other step, may be recorded at the first step alone),
+    'probe_steps' and, per probe value, 'probe_<name>': its values at those steps."""
     losses = {int(k): v for k, v in self.data["losses"].items()}
     probes = {int(k): v for k, v in self.data["probes"].items()}
     out = {}
@@ -81,6 +82,9 @@ class TrainingTrace:
         out.update({f"loss_start_{k}": v for k, v in losses[step].items()})
       for step in sorted(losses):
         out.update({f"loss_end_{k}": v for k, v in losses[step].items()})
+      for k in {k for values in losses.values() for k in values}:
+        seen = [s for s in sorted(losses) if k in losses[s]]
+        out[f"loss_steps_{k}"] = [seen[0], seen[-1]]
     if probes:
       steps = sorted(probes)
       out["probe_steps"] = steps

@@ -400,7 +400,7 @@ def test_training_trace_keeps_losses_and_probes_and_resumes(tmp_path):
   writer = Writer()
   trace = trace_lib.TrainingTrace(str(tmp_path), writer, lambda: next(values))
   trace.probe_at(0)
-  trace.write_scalars(1, {"run/loss": 9.0, "run/latent_depth": 3.0})
+  trace.write_scalars(1, {"run/loss": 9.0, "run/latent_depth": 3.0, "run/d_loss": 7.0})
   (every, action), = trace.actions(8)
   assert every == 2
   action(4)
@@ -412,6 +412,19 @@ def test_training_trace_keeps_losses_and_probes_and_resumes(tmp_path):
   got = resumed.summary()
   assert got["loss_start_step"] == 1 and got["loss_end_step"] == 8
   assert got["loss_start_latent_depth"] == 3.0 and got["loss_end_latent_depth"] == 0.5
+  # A term of some steps only (the discriminator's, every other step) says where it was seen.
+  assert got["loss_end_d_loss"] == 7.0 and got["loss_steps_d_loss"] == [1, 1]
+  assert got["loss_steps_latent_depth"] == [1, 8]
+  from lamp_tf.mixmatch import report
+  record = {"method": "mm_zero_pair", "side_info": "indices", "test_bn": "batch",
+            "objective": "flags", "seed": 0, "latent_distance_train": 0.5,
+            "indices_agreement_train": [0.5, 0.5], "probe_alignment_raw": [1.0, 0.5, 0.4],
+            "probe_alignment_relative": [2.0, 1.0, 0.8], **got}
+  sections = dict(report.alignment_sections([record], ("indices",), "batch"))
+  table = sections["Loss terms at the first and the last recorded step (weighted, mean over "
+                   "seeds)"]
+  assert "| indices | d_loss | 7 (step 1) | 7 (step 1) |" in table
+  assert "| indices | latent_depth | 3 | 0.5 |" in table
   assert got["probe_steps"] == [0, 4, 8]
   assert got["probe_latent_distance"] == [1.2, 0.5, 0.4]
   assert got["probe_indices_agreement"] == [[0.3, 0.4], [0.6, 0.7], [0.7, 0.8]]
