@@ -64,9 +64,9 @@ def test_mergan_experiment(tmp_path):
 
 
 def test_the_instance_claim_is_computed_from_the_per_seed_distances():
-  """Holds when RA's distances to its first-task samples are below JTR's and SFT's beyond the
-  seed spread (pixels and features) and JTR's feature distance is at least half the 'another
-  instance' reference; not when the seed ranges overlap."""
+  """RA's claim holds when its distances to its first-task samples are below JTR's and SFT's
+  beyond the seed spread (pixels and features), not when the seed ranges overlap; JTR's when
+  its feature distance is at least half the 'another instance' reference."""
   def record(method, seed, mse, feature):
     return {"method": method, "seed": seed, "instance_mse_per_task": [0.0, mse],
             "instance_feature_per_task": [0.0, feature],
@@ -77,9 +77,14 @@ def test_the_instance_claim_is_computed_from_the_per_seed_distances():
     records = [record("sft", 0, 0.6, 5.0), record("sft", 1, 0.5, 4.5),
                record("jtr", 0, 0.4, 3.0), record("jtr", 1, 0.45, 3.5),
                record("ra", 0, 0.05, 0.5), record("ra", 1, 0.06, ra_feature_seed1)]
-    (out,) = mergan_experiment.instance_claims(records)
-    return out
+    ra, jtr = mergan_experiment.instance_claims(records)
+    return ra, jtr
 
-  assert claim(0.6)["holds"] and "MeRGAN-RA 0.055 / 0.55" in claim(0.6)["evidence"]
-  assert not claim(3.2)["holds"]  # RA's seed 1 inside JTR's range: not beyond the spread
+  ra, jtr = claim(0.6)
+  assert ra["holds"] and "MeRGAN-RA 0.055 / 0.55" in ra["evidence"]
+  assert jtr["holds"]  # JTR's feature distance 3.25 >= half the reference 4.0
+  assert not claim(3.2)[0]["holds"]  # RA's seed 1 inside JTR's range: not beyond the spread
+  close = [record("jtr", 0, 0.1, 1.0), record("jtr", 1, 0.1, 1.2), record("sft", 0, 0.6, 5.0),
+           record("ra", 0, 0.05, 0.5)]
+  assert not mergan_experiment.instance_claims(close)[1]["holds"]  # 1.1 < half of 4.0
   assert mergan_experiment.instance_claims([record("sft", 0, 0.6, 5.0)]) == []
