@@ -36,7 +36,8 @@ class ExperimentConfig:
   variant are set per run)."""
 
   train: sequential.RunConfig = sequential.RunConfig(method="ft", lam=0.0)
-  dataset: str = setting("mnist5k", "Data set name (see lamp_tf.data.sources).")
+  dataset: str = setting("mnist5k", "Data set name (see lamp_tf.data.sources), or folder:PATH "
+                         "for your images in PATH/<class>/<image>.png.")
   tasks: str = setting("0,1,2,3,4/5,6,7,8,9", "Class-incremental tasks: '/' between tasks.")
   image_size: int = setting(32, "Images are padded (or resized) to this size.", lower=8,
                             upper=512)
@@ -72,7 +73,8 @@ def load_data(rt, cfg):
   task_list = tasks_lib.parse_tasks(cfg.tasks, train.num_classes)
   if cfg.max_train:
     train = train.take(np.sort(np.random.default_rng(0).permutation(len(train))[:cfg.max_train]))
-  fit, val = tasks_lib.validation_split(train.labels, cfg.validation_fraction, seed=0)
+  fit, val = tasks_lib.validation_split(train.labels, cfg.validation_fraction, seed=0,
+                                       class_names=train.class_names)
 
   def prep(images):
     return preprocess.prepare(images, cfg.image_size, cfg.resize, value_range="0,1").numpy()

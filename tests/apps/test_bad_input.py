@@ -136,7 +136,10 @@ STYLE_TRANSFER = [
     (["--domains=photo,monet,picasso"], ["--domains", "'picasso'", "photo, monet, vangogh"]),
     (["--anchor=dali"], ["--anchor='dali'", "not one of --domains"]),
     (["--domains=photo,monet"], ["--domains=photo,monet", "at least 3"]),
-    (["--style_source=flickr"], ["--style_source", "<procedural|cycle_gan>"]),
+    (["--style_source=flickr"],
+     ["--style_source='flickr'", "procedural, cycle_gan or folder:PATH"]),
+    (["--style_source=folder:{tmp}/nowhere", "--domains=a,b,c"],
+     ["folder:{tmp}/nowhere: no such folder", "PATH/<class>/<image>.png"]),
     (["--style_source=cycle_gan", "--data_dir={tmp}/tfds"],
      ["cycle_gan/monet2photo", "is not prepared", "tfds build cycle_gan/monet2photo"]),
     (["--resolution=30"], ["--resolution=30", "divisible by 4"]),
@@ -169,6 +172,8 @@ REWC = [
     (["--output_rotation=transposed"], ["--output_rotation", "<paper|reference_code>"]),
     (["--validation_fraction=0.0001"], ["--validation_fraction=0.0001", "at least one"]),
     (["--validation_fraction=2"], ["--validation_fraction", "1.0"]),
+    (["--dataset=folder:{tmp}/no_images"], ["folder:{tmp}/no_images: no such folder",
+                                             "PATH/<class>/<image>.png"]),
 ]
 
 TRANSFER_GAN = [
@@ -177,6 +182,7 @@ TRANSFER_GAN = [
     (["--target_sizes=-3"], ["--target_sizes", ">= 0"]),
     (["--sources=no_such_data"], ["--sources=no_such_data", "use one of"]),
     (["--target=fashion_mnist:5,77"], ["--target=", "[77]", "[0, 10)"]),
+    (["--target=folder:{tmp}/afile"], ["folder:{tmp}/afile: no such folder (it is a file)"]),
     (["--ema_decay=1.5"], ["--ema_decay", "[0.0, 1.0]"]),
     (["--target_mode=semi"], ["--target_mode", "<unconditional|conditional>"]),
     (["--iw_curve=0,100"], ["--iw_curve=0,100", ">= 1"]),
