@@ -197,6 +197,15 @@ EVALUATE = [
     (["--iw_steps=0", "--generator=x"], ["--iw_steps", "positive integer"]),
 ]
 
+SAMPLE = [
+    (["--export_dir={tmp}/nothing_here"], ["--export_dir={tmp}/nothing_here",
+                                           "neither a SavedModel"]),
+    ([], ["--export_dir is required"]),
+    (["--count=0", "--export_dir=x"], ["--count", "positive integer"]),
+    (["--seeds=a", "--export_dir=x"], ["--seeds=a", "expected integers"]),
+    (["--from=depth", "--export_dir=x"], ["--from and --to go together"]),
+]
+
 REPRODUCE = [
     (["--preset=everything"], ["--preset", "<quick|paper>"]),
     (["--methods=R-EWC,nope"], ["--methods", "nope", "registered"]),
@@ -212,6 +221,7 @@ PROGRAMS = {  # module, its base flag file, cases
     "style_transfer": ("lamp_tf.apps.style_transfer", "style_transfer_quick.cfg", STYLE_TRANSFER),
     "transfer_gan": ("lamp_tf.apps.transfer_gan", "transfer_gan_quick.cfg", TRANSFER_GAN),
     "evaluate": ("lamp_tf.apps.evaluate", None, EVALUATE),
+    "sample": ("lamp_tf.apps.sample", None, SAMPLE),
     "reproduce": ("lamp_tf.apps.reproduce", None, REPRODUCE),
 }
 
@@ -234,8 +244,8 @@ def _damaged_idx_dir(tmp_path):
   return raw
 
 
-def test_the_cases_cover_at_least_25_kinds_across_seven_programs():
-  assert len(PROGRAMS) == 7 and all(cases for _, _, cases in PROGRAMS.values())
+def test_the_cases_cover_at_least_25_kinds_across_eight_programs():
+  assert len(PROGRAMS) == 8 and all(cases for _, _, cases in PROGRAMS.values())
   assert sum(len(cases) for _, _, cases in PROGRAMS.values()) >= 25
 
 
@@ -253,8 +263,9 @@ def program_process(request, tmp_path_factory):
   runs = []
   for argv, words, *need in cases:
     case = {"argv": ([f"--flagfile=flags/{flagfile}"] if flagfile else [])
-            + [f"--workdir={work}"] + ([f"--export_dir={tmp_path / 'e'}"]
-                                        if program not in ("reproduce", "evaluate") else [])
+            + ([f"--workdir={work}"] if program != "sample" else [])
+            + ([f"--export_dir={tmp_path / 'e'}"]
+               if program not in ("reproduce", "evaluate", "sample") else [])
             + [a.format(tmp=tmp_path) for a in argv]}
     if need == ["busy"]:
       case["busy"] = str(tmp_path / "busy")
