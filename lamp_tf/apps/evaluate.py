@@ -1,6 +1,7 @@
 r"""lamp-tf-evaluate: scores an exported generator against a named data set.
 
   lamp-tf-evaluate --generator=saved_models/transfer_gan --dataset=fashion_mnist:5,6,7,8,9
+  lamp-tf-evaluate --generator=saved_models/transfer_gan --dataset=folder:/data/pets:0,1
 
 The generator is any SavedModel with a `generate(z, label) -> {"images": ...}` signature (what
 lamp_tf's GAN programs export; models trained elsewhere can be wrapped the same way). Generated
@@ -26,7 +27,8 @@ flags.adopt_module_key_flags(runtime_flags)
 gan_flags.define_scoring_flags()
 flags.adopt_module_key_flags(gan_flags)
 flags.DEFINE_string("generator", None, "Exported generator SavedModel directory.")
-flags.DEFINE_string("dataset", "fashion_mnist", "Real data '<data set>[:<classes>]'.")
+flags.DEFINE_string("dataset", "fashion_mnist", "Real data '<data set>[:<classes>]' (data set "
+                    "folder:PATH: your images in PATH/<class>/<image>.png).")
 flags.DEFINE_string("split", "test", "Split of the real images the samples are compared with.")
 flags.DEFINE_integer("num_samples", 5000, "Generated images.", lower_bound=10)
 flags.DEFINE_integer("iw_steps", 500, "Training steps of the IW critic.", lower_bound=1)

@@ -33,6 +33,7 @@ PROGRAMS = (
     Program("mixmatch"),
     Program("style_transfer"),
     Program("evaluate", flag_files=False),
+    Program("sample", flag_files=False),
     Program("reproduce", flag_files=False),
 )
 

@@ -47,7 +47,8 @@ class ExperimentConfig:
 
   train: mergan.MerganConfig
   gan: dict
-  dataset: str = setting("mnist5k", "Data set '<name>[:<classes>]' (see lamp_tf.data).")
+  dataset: str = setting("mnist5k", "Data set '<name>[:<classes>]' (see lamp_tf.data); name "
+                         "folder:PATH for your images in PATH/<class>/<image>.png.")
   test_split: str = setting(
       "test", "Held-out split for evaluation ('validation' for LSUN, which has no test split).")
   tasks: str = setting(

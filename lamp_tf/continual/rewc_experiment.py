@@ -27,6 +27,19 @@ from lamp_tf.runtime import export, figures, flags as runtime_flags, loop, resul
 from lamp_tf.runtime.settings import setting
 
 PROGRAM = "lamp-tf-rewc"
+SELECT_ON = ("class_incremental", "task_aware")
+# The record fields of each evaluation protocol (sequential.TaskAccuracy): validation and test
+# average accuracy, test accuracy per task, forgetting, backward transfer, accuracy matrix.
+KEYS = {
+    "class_incremental": {"val": "val_average_accuracy", "test": "average_accuracy",
+                          "tasks": "task_accuracy", "forgetting": "forgetting",
+                          "bwt": "backward_transfer", "matrix": "accuracy_matrix"},
+    "task_aware": {"val": "val_task_aware_average_accuracy",
+                   "test": "task_aware_average_accuracy", "tasks": "task_aware_accuracy",
+                   "forgetting": "task_aware_forgetting", "bwt": "task_aware_backward_transfer",
+                   "matrix": "task_aware_accuracy_matrix"},
+}
+PROTOCOL_NAMES = {"class_incremental": "class-incremental", "task_aware": "task-aware"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +49,8 @@ class ExperimentConfig:
   variant are set per run)."""
 
   train: sequential.RunConfig = sequential.RunConfig(method="ft", lam=0.0)
-  dataset: str = setting("mnist5k", "Data set name (see lamp_tf.data.sources).")
+  dataset: str = setting("mnist5k", "Data set name (see lamp_tf.data.sources), or folder:PATH "
+                         "for your images in PATH/<class>/<image>.png.")
   tasks: str = setting("0,1,2,3,4/5,6,7,8,9", "Class-incremental tasks: '/' between tasks.")
   image_size: int = setting(32, "Images are padded (or resized) to this size.", lower=8,
                             upper=512)
@@ -59,6 +73,16 @@ class ExperimentConfig:
   validation_fraction: float = setting(
       0.1, "Share of each class's training images held out for validation (λ selection and, by "
       "default, the Fisher).", lower=0.0, upper=1.0)
+  select_on: str = setting(
+      "class_incremental", "Evaluation whose validation average accuracy selects λ, the tables' "
+      "numbers and the exported run: class_incremental (one head over every class seen so far, "
+      "the reference's) or task_aware (each task's images by the argmax over its own classes; "
+      "both are recorded).", choices=SELECT_ON)
+
+  @property
+  def keys(self):
+    """The record fields of the selecting protocol (KEYS)."""
+    return KEYS[self.select_on]
 
 
 def load_data(rt, cfg):
@@ -72,7 +96,8 @@ def load_data(rt, cfg):
   task_list = tasks_lib.parse_tasks(cfg.tasks, train.num_classes)
   if cfg.max_train:
     train = train.take(np.sort(np.random.default_rng(0).permutation(len(train))[:cfg.max_train]))
-  fit, val = tasks_lib.validation_split(train.labels, cfg.validation_fraction, seed=0)
+  fit, val = tasks_lib.validation_split(train.labels, cfg.validation_fraction, seed=0,
+                                       class_names=train.class_names)
 
   def prep(images):
     return preprocess.prepare(images, cfg.image_size, cfg.resize, value_range="0,1").numpy()
@@ -130,7 +155,7 @@ def _pm(values):
   return results.mean_std(values, 100.0, 1)
 
 
-def paper_table(records, lambdas):
+def paper_table(records, lambdas, key="task_accuracy"):
   rows = []
   for _, rs in _group(records, ["optimizer", "method", "rotate"]).items():
     cells = []
@@ -140,7 +165,7 @@ def paper_table(records, lambdas):
       if not sel or failed:
         cells.append(f"diverged ({failed}/{len(sel)} seeds)" if failed else "")
         continue
-      accs = np.array([r["task_accuracy"] for r in sel])
+      accs = np.array([r[key] for r in sel])
       cells.append(" / ".join(_pm(accs[:, j]) for j in range(accs.shape[1])))
     rows.append([_row_name(rs[0])] + cells)
   return results.markdown_table(["method"] + [f"λ={lam:g}" for lam in lambdas], rows)
@@ -158,41 +183,67 @@ def best_by_method(records, score="val_average_accuracy"):
   return {name: (lam, rs) for name, (_, lam, rs) in best.items()}
 
 
-def paired_vs_ewc(best, name):
-  """results.paired_comparison of an R-EWC row's test average accuracy against the EWC row of
-  the same optimiser, each at its selected λ (None for other rows or without an EWC row)."""
+def paired_vs_ewc(best, name, key="average_accuracy"):
+  """results.paired_comparison of an R-EWC row's test average accuracy (`key`) against the EWC
+  row of the same optimiser, each at its selected λ (None for other rows or without an EWC
+  row)."""
   rs = best[name][1]
   ewc = best.get(_row_name({"method": "ewc", "optimizer": rs[0]["optimizer"]}))
   if rs[0]["method"] != "rewc" or ewc is None:
     return None
-  by_seed = lambda records: {r["seed"]: r["average_accuracy"] for r in records}
+  by_seed = lambda records: {r["seed"]: r[key] for r in records}
   return results.paired_comparison(by_seed(rs), by_seed(ewc[1]))
 
 
-def summary_table(best, oracle):
+def summary_table(best, oracle, keys=KEYS["class_incremental"]):
   rows = []
   for name, (lam, rs) in best.items():
-    accs = np.array([r["task_accuracy"] for r in rs])
+    accs = np.array([r[keys["tasks"]] for r in rs])
     o_lam, o_rs = oracle[name]
-    vs = paired_vs_ewc(best, name)
+    vs = paired_vs_ewc(best, name, keys["test"])
     rows.append([name, "-" if lam is None else f"{lam:g}", len(rs),
-                 _pm([r["val_average_accuracy"] for r in rs]),
-                 _pm([r["average_accuracy"] for r in rs]),
+                 _pm([r[keys["val"]] for r in rs]),
+                 _pm([r[keys["test"]] for r in rs]),
                  " / ".join(_pm(accs[:, j]) for j in range(accs.shape[1])),
-                 _pm([r["forgetting"] for r in rs]), _pm([r["backward_transfer"] for r in rs]),
+                 _pm([r[keys["forgetting"]] for r in rs]), _pm([r[keys["bwt"]] for r in rs]),
                  "" if vs is None else f"{vs[0]}/{vs[1]}",
                  "" if vs is None else f"{vs[2]:.3g}", "" if vs is None else f"{vs[3]:.3g}",
                  "-" if o_lam is None else f"{o_lam:g}",
-                 _pm([r["average_accuracy"] for r in o_rs])])
+                 _pm([r[keys["test"]] for r in o_rs])])
   return results.markdown_table(
       ["method", "λ (validation)", "seeds", "validation average %", "test average %",
        "test per task %", "forgetting %", "backward transfer %", "seeds won vs EWC",
        "paired t-test p", "sign test p", "oracle λ (test)", "oracle test average %"], rows)
 
 
-def decomposition_table(records, best):
+def protocols_table(best):
+  """At each method's selected λ: test average accuracy, per task, forgetting and backward
+  transfer in both protocols (a run recorded before the task-aware accuracy existed: '-')."""
+  rows = []
+  for name, (lam, rs) in best.items():
+    row = [name, "-" if lam is None else f"{lam:g}"]
+    for protocol in SELECT_ON:
+      keys = KEYS[protocol]
+      if not all(keys["test"] in r for r in rs):
+        row += ["-"] * 4
+        continue
+      accs = np.array([r[keys["tasks"]] for r in rs])
+      row += [_pm([r[keys["test"]] for r in rs]),
+              " / ".join(_pm(accs[:, j]) for j in range(accs.shape[1])),
+              _pm([r[keys["forgetting"]] for r in rs]), _pm([r[keys["bwt"]] for r in rs])]
+    rows.append(row)
+  header = ["method", "λ (selected)"]
+  for protocol in SELECT_ON:
+    label = PROTOCOL_NAMES[protocol]
+    header += [f"{label} average %", f"{label} per task %", f"{label} forgetting %",
+               f"{label} backward transfer %"]
+  return results.markdown_table(header, rows)
+
+
+def decomposition_table(records, best, key="average_accuracy"):
   """Per optimiser: FT, R-EWC at λ=0 (the rotation alone) and at its selected λ (rotation and
-  penalty), EWC at its selected λ; test average accuracy over seeds. None without λ=0 runs."""
+  penalty), EWC at its selected λ; test average accuracy (`key`) over seeds. None without λ=0
+  runs."""
   rows = []
   for opt in dict.fromkeys(r["optimizer"] for r in records):
     for (rotate,), rs in _group([r for r in records if r["method"] == "rewc" and
@@ -203,11 +254,11 @@ def decomposition_table(records, best):
       name = _row_name(rs[0])
       ft = [r for r in records if r["method"] == "ft" and r["optimizer"] == opt]
       ewc = best.get(_row_name({"method": "ewc", "optimizer": opt}))
-      rows.append([opt, name, _pm([r["average_accuracy"] for r in ft]) if ft else "",
-                   _pm([r["average_accuracy"] for r in zero]),
-                   f"{_pm([r['average_accuracy'] for r in best[name][1]])} "
+      rows.append([opt, name, _pm([r[key] for r in ft]) if ft else "",
+                   _pm([r[key] for r in zero]),
+                   f"{_pm([r[key] for r in best[name][1]])} "
                    f"(λ={best[name][0]:g})",
-                   f"{_pm([r['average_accuracy'] for r in ewc[1]])} (λ={ewc[0]:g})"
+                   f"{_pm([r[key] for r in ewc[1]])} (λ={ewc[0]:g})"
                    if ewc else ""])
   if not rows:
     return None
@@ -216,16 +267,18 @@ def decomposition_table(records, best):
        "rotation + penalty (selected λ) %", "EWC (selected λ) %"], rows)
 
 
-def claims(best):
+def claims(best, keys=KEYS["class_incremental"]):
   """The talk's claim on R-EWC, tested at each method's selected λ (the R-EWC variant with the
   best validation accuracy), per seed: R-EWC must keep more of task 1 than EWC beyond the seed
-  spread (results.above)."""
-  first = {name: [100 * r["task_accuracy"][0] for r in rs] for name, (_, rs) in best.items()}
+  spread (results.above); in the protocol of `keys` (the one selecting λ)."""
+  first = {name: [100 * r[keys["tasks"]][0] for r in rs] for name, (_, rs) in best.items()}
   rewc = [n for n in first if n.startswith("R-EWC")]
   if "FT" not in first or "EWC" not in first or not rewc:
     return []
-  top = max(rewc, key=lambda n: np.mean([r["val_average_accuracy"] for r in best[n][1]]))
-  evidence = (f"task-1 accuracy after the last task, mean over {len(first[top])} seed(s): FT "
+  top = max(rewc, key=lambda n: np.mean([r[keys["val"]] for r in best[n][1]]))
+  protocol = "" if keys is KEYS["class_incremental"] else " (task-aware)"
+  evidence = (f"task-1 accuracy{protocol} after the last task, mean over {len(first[top])} "
+              f"seed(s): FT "
               f"{np.mean(first['FT']):.1f}%, EWC {np.mean(first['EWC']):.1f}% "
               f"(λ={best['EWC'][0]:g}), {top} {np.mean(first[top]):.1f}% (λ={best[top][0]:g})"
               f"{results.spread_note(first[top], first['EWC'])}")
@@ -260,35 +313,44 @@ def energy_table(records):
                                  "after rotation %"], rows)
 
 
-def make_figures(workdir, records, best, lambdas, num_tasks, writer=None):
+def make_figures(workdir, records, best, lambdas, num_tasks, writer=None,
+                 keys=KEYS["class_incremental"]):
   paths = []
-  for name, (lam, rs) in best.items():
-    stack = np.array([[[np.nan if a is None else a for a in row] for row in r["accuracy_matrix"]]
-                      for r in rs])
-    matrix = 100 * stack.mean(axis=0)  # NaN (task not seen yet) stays NaN
-    fig = figures.heatmap(matrix, [f"after {t + 1}" for t in range(num_tasks)],
-                          [f"task {j + 1}" for j in range(num_tasks)],
-                          f"{name} (λ={lam:g})" if lam is not None else name)
-    slug = "".join(c for c in name.replace(" ", "_").lower() if c.isalnum() or c == "_")
-    path = f"accuracy_matrix_{slug}.png"
-    results.save_figure(fig, os.path.join(workdir, path), writer)
-    paths.append(path)
+  for protocol in SELECT_ON:
+    for name, (lam, rs) in best.items():
+      key = KEYS[protocol]["matrix"]
+      if not all(key in r for r in rs):
+        continue  # recorded before the task-aware accuracy existed
+      stack = np.array([[[np.nan if a is None else a for a in row] for row in r[key]]
+                        for r in rs])
+      matrix = 100 * stack.mean(axis=0)  # NaN (task not seen yet) stays NaN
+      title = f"{name} (λ={lam:g})" if lam is not None else name
+      fig = figures.heatmap(matrix, [f"after {t + 1}" for t in range(num_tasks)],
+                            [f"task {j + 1}" for j in range(num_tasks)],
+                            title if protocol == "class_incremental" else f"{title}, task-aware")
+      slug = "".join(c for c in name.replace(" ", "_").lower() if c.isalnum() or c == "_")
+      kind = "" if protocol == "class_incremental" else "task_aware_"
+      path = f"accuracy_matrix_{kind}{slug}.png"
+      results.save_figure(fig, os.path.join(workdir, path), writer)
+      paths.append(path)
   series = {}
   for (method, _, _), rs in _group(records, ["method", "optimizer", "rotate"]).items():
     if method == "ft":
       continue
     means, stds = [], []
     for lam in lambdas:
-      vals = [100 * r["average_accuracy"] for r in rs if r["lambda"] == lam]
+      vals = [100 * r[keys["test"]] for r in rs if r["lambda"] == lam]
       means.append(np.mean(vals) if vals else np.nan)
       stds.append(np.std(vals) if vals else np.nan)
     series[_row_name(rs[0])] = (means, stds)
   for _, rs in _group([r for r in records if r["method"] == "ft"], ["optimizer"]).items():
-    series[_row_name(rs[0])] = ([np.mean([100 * r["average_accuracy"] for r in rs])] *
+    series[_row_name(rs[0])] = ([np.mean([100 * r[keys["test"]] for r in rs])] *
                                 len(lambdas), None)
   if series and len(lambdas) > 0:
+    protocol = "" if keys is KEYS["class_incremental"] else " (task-aware)"
     fig = figures.lines([max(lam, 1e-3) for lam in lambdas], series,
-                        "Average accuracy after the last task", "λ", "accuracy %", logx=True)
+                        f"Average accuracy{protocol} after the last task", "λ", "accuracy %",
+                        logx=True)
     results.save_figure(fig, os.path.join(workdir, "lambda_sweep.png"), writer)
     paths.append("lambda_sweep.png")
   rewc = _group([r for r in records if r["method"] == "rewc"], ["optimizer", "rotate"])
@@ -329,15 +391,15 @@ def export_classifier(rt, experiment, cfg, data, export_dir, flags=None):
   logging.info("exported run %s to %s", cfg.name, path)
 
 
-def _best_config(configs, records):
-  """The run to export: the best (method, variant, λ, optimiser) on validation, its first seed."""
+def _best_config(configs, records, key="val_average_accuracy"):
+  """The run to export: the best (method, variant, λ, optimiser) on validation (`key`), its
+  first seed."""
   scores = collections.defaultdict(list)
   kept = {id(r) for r in split_diverged(records)[0]}
   for cfg, r in zip(configs, records):
     if id(r) not in kept:
       continue
-    scores[(cfg.optimizer, cfg.method, cfg.rotate, cfg.lam)].append(
-        (r["val_average_accuracy"], cfg))
+    scores[(cfg.optimizer, cfg.method, cfg.rotate, cfg.lam)].append((r[key], cfg))
   best = max(scores.values(), key=lambda v: np.mean([s for s, _ in v]))
   return best[0][1]
 
@@ -370,7 +432,21 @@ def export_only(rt, cfg, *, flags=None):
   if missing:
     raise ValueError(f"--export_only: runs {missing} of these flags have not finished in "
                      f"{workdir}; train first (drop --export_only).")
-  export_classifier(rt, cfg, _best_config(configs, records), data, rt.export_dir, flags)
+  check_protocol(cfg, records)
+  export_classifier(rt, cfg, _best_config(configs, records, cfg.keys["val"]), data, rt.export_dir,
+                    flags)
+
+
+def check_protocol(cfg, records):
+  """A one-line ValueError when λ is to be selected task-aware on runs recorded before the
+  task-aware accuracy existed."""
+  old = [r for r in records if r is not None and "diverged" not in r and
+         cfg.keys["val"] not in r]
+  if old:
+    raise ValueError(f"--select_on={cfg.select_on}: {len(old)} finished run(s) (e.g. "
+                     f"{old[0]['method']} seed {old[0]['seed']}) were recorded before the "
+                     "task-aware accuracy existed; select on class_incremental, or use a new "
+                     "--workdir.")
 
 
 def train_runs(rt, configs, data, workdir, dataset):
@@ -403,6 +479,7 @@ def train_runs(rt, configs, data, workdir, dataset):
 
 def report_sections(cfg, every, records, best, oracle, lambdas, data, figs, diverged):
   t = cfg.train
+  protocol = PROTOCOL_NAMES[cfg.select_on]
   num_tasks = len(data.tasks)
   optimisers = ", ".join(f"{o} {cfg.lr if o == 'adam' else cfg.sgd_lr:g}"
                          for o in cfg.optimizer)
@@ -417,18 +494,28 @@ def report_sections(cfg, every, records, best, oracle, lambdas, data, figs, dive
                 f"{100 * cfg.validation_fraction:g}% of each class's training images "
                 f"({len(data.val_x)}) are held out for validation: λ is selected per method on "
                 "validation average accuracy after the last task, and test accuracy is reported "
-                "at that λ. Single-head evaluation (argmax over all classes seen so far)."),
-      ("Accuracy after the last task (paper layout)",
+                "at that λ. Two evaluations are recorded: class-incremental (one head: the "
+                "argmax over all classes seen so far, the reference's) and task-aware (each "
+                "task's images by the argmax over that task's own classes); the tables use the "
+                f"{protocol} one (--select_on={cfg.select_on})."),
+      (f"Accuracy after the last task (paper layout, {protocol})",
        "Cells: accuracy % on " + " / ".join(f"task {j + 1}" for j in range(num_tasks)) +
        ", mean±std over seeds; \"diverged\": the loss became non-finite on some seeds (that λ "
-       "is not selected).\n\n" + paper_table(every, lambdas)),
-      ("Selected λ per method",
+       "is not selected).\n\n" + paper_table(every, lambdas, cfg.keys["tasks"])),
+      (f"Selected λ per method ({protocol})",
        "λ selected on validation; test accuracies at that λ, mean±std over seeds. Against EWC "
        "(same optimiser, its own selected λ): seeds where the method's test average accuracy "
        "is higher, a paired t-test and a sign test over the seeds. The oracle columns select "
-       "λ on test (optimistic, for comparison only).\n\n" + summary_table(best, oracle)),
+       "λ on test (optimistic, for comparison only).\n\n" +
+       summary_table(best, oracle, cfg.keys)),
+      ("Class-incremental and task-aware accuracy",
+       "At each method's selected λ, mean±std over seeds. Class-incremental: one head over "
+       "every class seen so far, so a task's images can be mistaken for any other task's "
+       "classes; task-aware: the task is given and only its own classes compete, so forgetting "
+       "there is forgetting within a task. Accuracy matrices of both: the figures.\n\n" +
+       protocols_table(best)),
   ]
-  decomposition = decomposition_table(records, best)
+  decomposition = decomposition_table(records, best, cfg.keys["test"])
   if decomposition:
     sections.append(("The rotation alone and with the penalty",
                      "Test average accuracy %, mean±std over seeds. R-EWC at λ=0 trains in the "
@@ -465,19 +552,23 @@ def train_and_evaluate(rt, cfg, *, flags=None):
   every = train_runs(rt, configs, data, workdir, cfg.dataset)
   if not rt.is_chief:
     return every
+  check_protocol(cfg, every)
   lambdas = sorted(set(cfg.lambdas))
   records, diverged = split_diverged(every)
   if not records:
     raise ValueError("every run diverged (non-finite loss); lower --sgd_lr or --lr.")
-  best, oracle = best_by_method(records), best_by_method(records, "average_accuracy")
-  figs = make_figures(workdir, records, best, lambdas, len(data.tasks), rt.writer("summary"))
+  best, oracle = best_by_method(records, cfg.keys["val"]), best_by_method(records,
+                                                                           cfg.keys["test"])
+  figs = make_figures(workdir, records, best, lambdas, len(data.tasks), rt.writer("summary"),
+                      cfg.keys)
   flat = [{k: v for k, v in r.items() if k != "accuracy_matrix"} | {"accuracy_matrix":
           r.get("accuracy_matrix")} for r in every]
-  claim_list = claims(best)
+  claim_list = claims(best, cfg.keys)
   results.write_results(workdir, PROGRAM, flags or {}, flat, figs, claim_list)
   results.write_report(workdir, "R-EWC: rotated elastic weight consolidation",
                        report_sections(cfg, every, records, best, oracle, lambdas, data, figs,
                                        diverged), claim_list)
   if export_dir:
-    export_classifier(rt, cfg, _best_config(configs, every), data, export_dir, flags)
+    export_classifier(rt, cfg, _best_config(configs, every, cfg.keys["val"]), data, export_dir,
+                      flags)
   return every

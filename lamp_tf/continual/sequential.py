@@ -12,7 +12,9 @@ logits of every class not learned yet, current and later tasks (so task 1 also p
 classes' logits down, task 2 of 2 covers only its own); `loss_classes='task'` covers the current
 task's classes only. The loss is a sigmoid cross-entropy against one-hot targets
 (`loss='sigmoid'`, the reference code) or a softmax cross-entropy over those logits. Evaluation
-is single-head: argmax over all classes seen so far.
+is class-incremental (single-head: argmax over all classes seen so far, the reference's) and,
+recorded beside it, task-aware (multi-head: each task's images by the argmax over that task's
+own classes), each with its accuracy matrix, forgetting and backward transfer.
 
 These choices decide how much fine-tuning forgets in single-head evaluation. Measured on the
 MNIST subset: with 'task' logits, old-class logits stay high on old images and fine-tuning keeps
@@ -182,10 +184,15 @@ def plain_model(model):
 
 @evaluators.register("task_accuracy")
 class TaskAccuracy(evaluators.Evaluator):
-  """Accuracy on every task's `split` images of a TaskData after task `task`, single head over
-  the classes seen so far (the reference's protocol). model: the classifier. Returns
-  {"task_accuracy": [per task; NaN for tasks not trained yet], "average_accuracy": their mean
-  over the tasks trained}."""
+  """Accuracy on every task's `split` images of a TaskData after task `task`, in two protocols.
+  model: the classifier. Returns
+  - "task_accuracy": [per task; NaN for tasks not trained yet], class-incremental: one head,
+    the argmax over the logits of every class seen so far (the reference's protocol), and
+    "average_accuracy": their mean over the tasks trained;
+  - "task_aware_accuracy", "task_aware_average_accuracy": the same, task-aware (multi-head, as
+    the RotateNetworks README's multi-head setting): task j's images are classified by task j's
+    own head, the argmax over the logits of task j's classes only, so the task is given and
+    only the classes within it must be told apart."""
 
   def __init__(self, data, split="test"):
     self.data, self.split = data, split
@@ -196,15 +203,21 @@ class TaskAccuracy(evaluators.Evaluator):
 
     @tf.function
     def predict(x):
-      return tf.argmax(tf.where(mask[None], model(x, training=False), -np.inf), axis=1)
+      logits = tf.cast(model(x, training=False), tf.float32)
+      return tf.argmax(tf.where(mask[None], logits, -np.inf), axis=1), logits
 
-    pred = np.concatenate([predict(tf.constant(images[i:i + 1000])).numpy()
-                           for i in range(0, len(images), 1000)])
-    accs = []
+    out = [predict(tf.constant(images[i:i + 1000])) for i in range(0, len(images), 1000)]
+    pred = np.concatenate([p.numpy() for p, _ in out])
+    logits = np.concatenate([z.numpy() for _, z in out])
+    accs, aware = [], []
     for j, classes in enumerate(self.data.tasks):
       idx = tasks_lib.class_indices(labels, classes)
+      own = np.asarray(classes)[np.argmax(logits[idx][:, list(classes)], axis=1)]
       accs.append(float(np.mean(pred[idx] == labels[idx])) if j <= task else np.nan)
-    return {"task_accuracy": accs, "average_accuracy": float(np.mean(accs[:task + 1]))}
+      aware.append(float(np.mean(own == labels[idx])) if j <= task else np.nan)
+    return {"task_accuracy": accs, "average_accuracy": float(np.mean(accs[:task + 1])),
+            "task_aware_accuracy": aware,
+            "task_aware_average_accuracy": float(np.mean(aware[:task + 1]))}
 
 
 def fisher_images(cfg, data, t):
@@ -302,11 +315,19 @@ def _task_batches(rt, cfg, data, t, start_step):
 
 
 def train_first_task(rt, cfg, data, base_dir):
-  """Trains task 1 once per seed (plain model, no penalty); returns (weights, accuracies)."""
+  """Trains task 1 once per seed (plain model, no penalty); returns (weights, class-incremental
+  accuracies, task-aware accuracies) after it (a first task stored before the task-aware
+  accuracy existed has it computed from its weights)."""
   path = os.path.join(base_dir, "first_task.npz")
   if os.path.exists(path):
     saved = np.load(path)
-    return [saved[f"w{i}"] for i in range(len(saved.files) - 1)], saved["accuracy"]
+    weights = [saved[f"w{i}"] for i in range(sum(f.startswith("w") for f in saved.files))]
+    if "task_aware" in saved.files:
+      return weights, saved["accuracy"], saved["task_aware"]
+    model, _ = build_model(dataclasses.replace(cfg, method="ft"), data, rt.strategy)
+    model.set_weights(weights)
+    aware = evaluators.make("task_accuracy", data)(model, task=0)["task_aware_accuracy"]
+    return weights, saved["accuracy"], np.array(aware)
   base_cfg = dataclasses.replace(cfg, method="ft")
   model, optimizer = build_model(base_cfg, data, rt.strategy)
   state = loop.TrainState(os.path.join(base_dir, "checkpoints"), cfg.seed, is_chief=rt.is_chief,
@@ -320,13 +341,16 @@ def train_first_task(rt, cfg, data, base_dir):
   loop.train_loop(state, step_fn, batches, steps,
                   writer=rt.writer(os.path.relpath(base_dir, rt.workdir)), name="task1",
                   **rt.loop_kwargs())
-  accuracy = np.array(evaluators.make("task_accuracy", data)(model, task=0)["task_accuracy"])
+  scores = evaluators.make("task_accuracy", data)(model, task=0)
+  accuracy = np.array(scores["task_accuracy"])
+  aware = np.array(scores["task_aware_accuracy"])
   weights = model.get_weights()
   if rt.is_chief:
     with files.atomic_path(path) as tmp:
       with open(tmp, "wb") as f:
-        np.savez(f, accuracy=accuracy, **{f"w{i}": w for i, w in enumerate(weights)})
-  return weights, accuracy
+        np.savez(f, accuracy=accuracy, task_aware=aware,
+                 **{f"w{i}": w for i, w in enumerate(weights)})
+  return weights, accuracy, aware
 
 
 def run(rt, cfg, data, run_dir, first_task):
@@ -336,21 +360,31 @@ def run(rt, cfg, data, run_dir, first_task):
   penalty = ewc.EWCPenalty(model, cfg.fisher_mode, max_terms=num_tasks - 1) \
       if cfg.method != "ft" else None
   matrix = tf.Variable(tf.fill([num_tasks, num_tasks], np.nan), trainable=False)
+  aware_matrix = tf.Variable(tf.fill([num_tasks, num_tasks], np.nan), trainable=False)
   task_started = tf.Variable(False, trainable=False)
   extra = {"penalty": penalty} if penalty is not None else {}
   state = rt.train_state(os.path.relpath(run_dir, rt.workdir), cfg.seed, model=model,
-                         optimizer=optimizer, accuracy=matrix, task_started=task_started, **extra)
+                         optimizer=optimizer, accuracy=matrix, task_aware_accuracy=aware_matrix,
+                         task_started=task_started, **extra)
   writer = rt.writer(os.path.relpath(run_dir, rt.workdir))
   energies = {}
   energy_path = os.path.join(run_dir, "fisher_energy.json")
   bounds = task_loop.starts([task_steps(cfg, data, t) for t in range(num_tasks)])
-  if not state.restore():
-    weights, accuracy = first_task
+  try:
+    restored = state.restore()
+  except AssertionError:  # a checkpoint without one of this state's objects
+    raise ValueError(
+        f"{run_dir}: its checkpoint was written before the task-aware accuracy was recorded; "
+        "finish the run with the code that wrote it, or delete that directory to train the run "
+        "again.") from None
+  if not restored:
+    weights, accuracy, aware = first_task
     plain = plain_model(model)
     plain.set_weights(weights)
     if plain is not model:
       rotation.set_plain_weights(model, plain)
     matrix[0].assign(accuracy)
+    aware_matrix[0].assign(aware)
     state.step.assign(bounds[1])  # the first task's steps, trained by train_first_task
     state.task.assign(1)
     state.save()
@@ -379,23 +413,33 @@ def run(rt, cfg, data, run_dir, first_task):
   test = evaluators.make("task_accuracy", data)
 
   def finish(t):
-    accuracy = np.array(test(model, task=t)["task_accuracy"])
+    scores = test(model, task=t)
+    accuracy, aware = np.array(scores["task_accuracy"]), np.array(scores["task_aware_accuracy"])
     matrix[t].assign(accuracy)
+    aware_matrix[t].assign(aware)
     writer.write_scalars(t + 1, {f"accuracy/task{j + 1}": a
                                  for j, a in enumerate(accuracy) if j <= t})
+    writer.write_scalars(t + 1, {f"task_aware_accuracy/task{j + 1}": a
+                                 for j, a in enumerate(aware) if j <= t})
 
   task_loop.run_tasks(state, task_started, num_tasks, [optimizer], start, train, finish)
 
-  record = {**cfg.record_config(), **continual_metrics.summary(matrix.numpy())}
+  record = {**cfg.record_config(), **continual_metrics.summary(matrix.numpy()),
+            **continual_metrics.summary(aware_matrix.numpy(), prefix="task_aware_")}
   if data.val_x is not None:
     val = evaluators.make("task_accuracy", data, "validation")(model, task=num_tasks - 1)
     record.update(val_task_accuracy=val["task_accuracy"],
-                  val_average_accuracy=val["average_accuracy"])
+                  val_average_accuracy=val["average_accuracy"],
+                  val_task_aware_accuracy=val["task_aware_accuracy"],
+                  val_task_aware_average_accuracy=val["task_aware_average_accuracy"])
   if energies:
     first = sorted(k for k in energies if k.startswith("before"))[0]
     record["fisher_energy_before"] = energies[first]["overall"]
     record["fisher_energy_after"] = energies[first.replace("before", "after")]["overall"]
   writer.write_scalars(num_tasks, {"average_accuracy": record["average_accuracy"],
-                                   "forgetting": record["forgetting"]})
+                                   "forgetting": record["forgetting"],
+                                   "task_aware_average_accuracy":
+                                   record["task_aware_average_accuracy"],
+                                   "task_aware_forgetting": record["task_aware_forgetting"]})
   writer.flush()
   return record, model

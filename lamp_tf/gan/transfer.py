@@ -191,5 +191,8 @@ def export_generator(generator, critic, export_dir, moments=None, version=None, 
       return {"images": tf.identity(generator(z, label, training=False, moments=moments))}
 
   weights = {"generator": named_weights(generator), "critic": named_weights(critic)}
+  card = {**(card or {}), "generator": {  # what a reader needs to sample (lamp-tf-sample)
+      "num_classes": generator.num_classes, "z_dim": generator.z_dim, "z": "standard normal",
+      "value_range": "-1,1"}}
   return export.export_saved_model(export_dir, {"generate": generate}, [generator, critic],
                                    named_weights=weights, version=version, card=card)

@@ -29,9 +29,13 @@ def backward_transfer(matrix):
   return float(np.mean([r[t - 1, j] - r[j, j] for j in range(t - 1)]))
 
 
-def summary(matrix):
-  """The record fields of an accuracy matrix."""
+def summary(matrix, prefix=""):
+  """The record fields of an accuracy matrix: task_accuracy (after the last task), average
+  accuracy, forgetting, backward transfer and the matrix (`prefix` before each name, except
+  that 'task_accuracy' becomes '<prefix>accuracy' under a prefix: 'task_aware_accuracy')."""
   r = np.asarray(matrix, np.float64)
-  return {"task_accuracy": [float(a) for a in r[-1]], "average_accuracy": average_accuracy(r),
-          "forgetting": forgetting(r), "backward_transfer": backward_transfer(r),
-          "accuracy_matrix": [[None if np.isnan(a) else float(a) for a in row] for row in r]}
+  return {f"{prefix}accuracy" if prefix else "task_accuracy": [float(a) for a in r[-1]],
+          f"{prefix}average_accuracy": average_accuracy(r),
+          f"{prefix}forgetting": forgetting(r), f"{prefix}backward_transfer": backward_transfer(r),
+          f"{prefix}accuracy_matrix": [[None if np.isnan(a) else float(a) for a in row]
+                                       for row in r]}

@@ -460,7 +460,10 @@ def export_mixmatch(rt, cfg, model, export_dir, metrics=None, flags=None):
       input_signature=[specs["rgb"], specs["depth"]])
   card = runtime_flags.model_card(PROGRAM, metrics, flags=flags or {},
                                   side_info=cfg.main_side_info, test_bn=model.test_bn,
-                                  resolution=cfg.resolution)
+                                  resolution=cfg.resolution, segmentation={
+                                      "classes": list(scenes.CLASSES), "void": rgbd.VOID,
+                                      "colours": label_colours(np.arange(rgbd.VOID + 1))},
+                                  depth_unit="metres")
   return export.export_saved_model(export_dir, {"depth_to_seg": signatures.pop("depth_to_seg"),
                                                 **signatures}, list(model.trackables.values()),
                                    version=rt.export_version, card=card)

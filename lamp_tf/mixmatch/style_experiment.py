@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from lamp_tf.data import colours, preprocess, styles
+from lamp_tf.data import colours, folder, preprocess, styles
 from lamp_tf.metrics import evaluators, features as features_lib, fid as fid_lib
 from lamp_tf.mixmatch import domains, train
 from lamp_tf.runtime import export, figures, flags as runtime_flags, results
@@ -56,10 +56,12 @@ class ExperimentConfig:
 
   style_source: str = setting(
       "procedural", "Data: procedural (the five rendered styles, built offline as the TFDS data "
-      "set procedural_styles) or cycle_gan (TFDS cycle_gan/<painter>2photo, prepared with `tfds "
-      "build`).", choices=styles.SOURCES)
+      "set procedural_styles), cycle_gan (TFDS cycle_gan/<painter>2photo, prepared with `tfds "
+      "build`) or folder:PATH (your images, PATH/<domain>/<image>; --domains then names those "
+      "folders).")
   domains: tuple = setting(styles.DOMAINS,
-                           f"Domains, at least 3 of {', '.join(styles.DOMAINS)}.")
+                           f"Domains, at least 3 of {', '.join(styles.DOMAINS)} (or of the "
+                           "class folders of --style_source=folder:PATH).")
   anchor: str = setting(
       "photo", "The domain trained with every other (one of --domains); pairs without it are "
       "zero-pair.")
@@ -95,7 +97,7 @@ class ExperimentConfig:
   def validate(self):
     """A one-line ValueError naming the flag for a setting that cannot run."""
     settings.check(self)
-    styles.domain_indices(self.domains, "domains")
+    styles.domain_indices(self.domains, "domains", styles.domain_names(self.style_source))
     if len(set(self.domains)) != len(self.domains) or len(self.domains) < 3:
       raise ValueError(f"--domains={','.join(self.domains)}: list at least 3 distinct domains.")
     if self.anchor not in self.domains:
@@ -139,6 +141,11 @@ def network_counts(n):
 def load_data(cfg):
   data = styles.load_styles(cfg.style_source, cfg.resolution, cfg.num_train, cfg.num_test,
                             cfg.data_dir, cfg.download)
+  for d in cfg.domains:
+    for split in ("train", "test"):
+      if not len(data[split][d]):
+        raise folder.TooFewImagesError(f"--domains: domain {d!r} of --style_source="
+                                       f"{cfg.style_source} has no {split} images.")
   return {"train": [data["train"][d] for d in cfg.domains],
           "test": [data["test"][d] for d in cfg.domains], "paired_test": data["paired_test"]}
 
@@ -479,7 +486,8 @@ def report_sections(cfg, mixmatch, cyclegan, reference, classifier, figs, traine
                "rendered in five styles, disjoint scenes per domain for training, every test "
                "scene in every domain)" if cfg.style_source == "procedural" else
                "TFDS `cycle_gan/{monet,vangogh,ukiyoe,cezanne}2photo` (photos merged and "
-               "deduplicated)")
+               "deduplicated)" if cfg.style_source == "cycle_gan" else
+               f"the image folder `{cfg.style_source}` (one class folder per domain, unpaired)")
   setup = (f"Domains: {', '.join(cfg.domains)}; data: {data_text}; {cfg.resolution} px, up to "
            f"{cfg.num_train} training and {cfg.num_test} test images per domain. Mix-and-match: "
            f"{n} encoders + {n} decoders ({counts['mixmatch']} networks; CycleGANs for every "

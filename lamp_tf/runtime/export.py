@@ -20,7 +20,6 @@ reads them back.
 
 import os
 
-import keras
 import tensorflow as tf
 
 from lamp_tf.runtime import files
@@ -99,6 +98,7 @@ def export_saved_model(base_dir, signatures, models, named_weights=None, version
   if not signatures:
     raise ValueError("export needs at least one signature.")
   version = next_version(base_dir) if not version else int(version)
+  import keras  # here: reading an export (resolve, read_named_weights) needs TensorFlow only
   archive = keras.export.ExportArchive()
   loose = [m for m in models if isinstance(m, tf.Variable)]
   for model in models:

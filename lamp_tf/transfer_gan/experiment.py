@@ -54,7 +54,8 @@ class ExperimentConfig:
       ("fashion_mnist:0,1,2,3,4", "mnist5k"), "Pretraining source '<data set>[:<classes>]'; "
       "repeat the flag for several; the first is the one of the configs and limited "
       "experiments.", multi=True, nonempty=True)
-  target: str = setting("fashion_mnist:5,6,7,8,9", "Target '<data set>[:<classes>]'.")
+  target: str = setting("fashion_mnist:5,6,7,8,9", "Target '<data set>[:<classes>]' (data set "
+                        "folder:PATH: your images in PATH/<class>/<image>.png).")
   experiments: tuple = setting(EXPERIMENTS, "Which of configs, limited, sources to run.",
                                choices=EXPERIMENTS)
   configs: tuple = setting(tuple(transfer.CONFIGS), "Configurations for the configs experiment.",
@@ -123,7 +124,7 @@ class Run:
 
   @property
   def name(self):
-    src = "scratch" if self.config == "none" else self.source.replace(":", "_").replace(",", "")
+    src = "scratch" if self.config == "none" else gan_data.dirname(self.source)
     mode = "" if self.conditional else "__uncond"
     return f"{src}__{self.config}__n{self.size or 'all'}{mode}__seed{self.seed}"
 
@@ -152,7 +153,7 @@ def load(cfg, spec, split):
 def pretrain(rt, cfg, workdir, source):
   """The unconditional source run (trained once); returns its directory. Its settings are kept
   in pretrain.json: a workdir whose source was pretrained otherwise is refused, not reused."""
-  run_dir = os.path.join(workdir, "pretrain", source.replace(":", "_").replace(",", ""))
+  run_dir = os.path.join(workdir, "pretrain", gan_data.dirname(source))
   used = {"iterations": cfg.pretrain_iterations, "lr": cfg.pretrain_lr or cfg.train.lr,
           "batch_size": cfg.pretrain_batch_size or cfg.train.batch_size}
   path = os.path.join(run_dir, "pretrain.json")
@@ -435,6 +436,11 @@ def train_and_evaluate(rt, cfg, *, flags=None):
     gan_data.check_spec(spec, flag, cfg.data_dir, cfg.download)  # before any training
   plan = planned_runs(cfg)
   target_train, target_test = load(cfg, cfg.target, "train"), load(cfg, cfg.target, "test")
+  for exp, flag, sizes in (("configs", "main_size", [cfg.main_size]),
+                           ("sources", "main_size", [cfg.main_size]),
+                           ("limited", "target_sizes", cfg.target_sizes)):
+    for size in sizes if exp in plan else ():
+      target_train.check_limit(size, flag)  # before any training
   evaluator = make_evaluator(cfg, target_test, target_train)
   done = run_all(rt, cfg, workdir, plan, target_train, evaluator)
   records = [{"experiment": exp, **done[run.name]} for exp, runs in plan.items() for run in runs]

@@ -136,7 +136,10 @@ STYLE_TRANSFER = [
     (["--domains=photo,monet,picasso"], ["--domains", "'picasso'", "photo, monet, vangogh"]),
     (["--anchor=dali"], ["--anchor='dali'", "not one of --domains"]),
     (["--domains=photo,monet"], ["--domains=photo,monet", "at least 3"]),
-    (["--style_source=flickr"], ["--style_source", "<procedural|cycle_gan>"]),
+    (["--style_source=flickr"],
+     ["--style_source='flickr'", "procedural, cycle_gan or folder:PATH"]),
+    (["--style_source=folder:{tmp}/nowhere", "--domains=a,b,c"],
+     ["folder:{tmp}/nowhere: no such folder", "PATH/<class>/<image>.png"]),
     (["--style_source=cycle_gan", "--data_dir={tmp}/tfds"],
      ["cycle_gan/monet2photo", "is not prepared", "tfds build cycle_gan/monet2photo"]),
     (["--resolution=30"], ["--resolution=30", "divisible by 4"]),
@@ -169,6 +172,8 @@ REWC = [
     (["--output_rotation=transposed"], ["--output_rotation", "<paper|reference_code>"]),
     (["--validation_fraction=0.0001"], ["--validation_fraction=0.0001", "at least one"]),
     (["--validation_fraction=2"], ["--validation_fraction", "1.0"]),
+    (["--dataset=folder:{tmp}/no_images"], ["folder:{tmp}/no_images: no such folder",
+                                             "PATH/<class>/<image>.png"]),
 ]
 
 TRANSFER_GAN = [
@@ -177,6 +182,7 @@ TRANSFER_GAN = [
     (["--target_sizes=-3"], ["--target_sizes", ">= 0"]),
     (["--sources=no_such_data"], ["--sources=no_such_data", "use one of"]),
     (["--target=fashion_mnist:5,77"], ["--target=", "[77]", "[0, 10)"]),
+    (["--target=folder:{tmp}/afile"], ["folder:{tmp}/afile: no such folder (it is a file)"]),
     (["--ema_decay=1.5"], ["--ema_decay", "[0.0, 1.0]"]),
     (["--target_mode=semi"], ["--target_mode", "<unconditional|conditional>"]),
     (["--iw_curve=0,100"], ["--iw_curve=0,100", ">= 1"]),
@@ -189,6 +195,15 @@ EVALUATE = [
                                           "neither a SavedModel"]),
     (["--num_samples=3", "--generator=x"], ["--num_samples", ">= 10"]),
     (["--iw_steps=0", "--generator=x"], ["--iw_steps", "positive integer"]),
+]
+
+SAMPLE = [
+    (["--export_dir={tmp}/nothing_here"], ["--export_dir={tmp}/nothing_here",
+                                           "neither a SavedModel"]),
+    ([], ["--export_dir is required"]),
+    (["--count=0", "--export_dir=x"], ["--count", "positive integer"]),
+    (["--seeds=a", "--export_dir=x"], ["--seeds=a", "expected integers"]),
+    (["--from=depth", "--export_dir=x"], ["--from and --to go together"]),
 ]
 
 REPRODUCE = [
@@ -206,6 +221,7 @@ PROGRAMS = {  # module, its base flag file, cases
     "style_transfer": ("lamp_tf.apps.style_transfer", "style_transfer_quick.cfg", STYLE_TRANSFER),
     "transfer_gan": ("lamp_tf.apps.transfer_gan", "transfer_gan_quick.cfg", TRANSFER_GAN),
     "evaluate": ("lamp_tf.apps.evaluate", None, EVALUATE),
+    "sample": ("lamp_tf.apps.sample", None, SAMPLE),
     "reproduce": ("lamp_tf.apps.reproduce", None, REPRODUCE),
 }
 
@@ -228,8 +244,8 @@ def _damaged_idx_dir(tmp_path):
   return raw
 
 
-def test_the_cases_cover_at_least_25_kinds_across_seven_programs():
-  assert len(PROGRAMS) == 7 and all(cases for _, _, cases in PROGRAMS.values())
+def test_the_cases_cover_at_least_25_kinds_across_eight_programs():
+  assert len(PROGRAMS) == 8 and all(cases for _, _, cases in PROGRAMS.values())
   assert sum(len(cases) for _, _, cases in PROGRAMS.values()) >= 25
 
 
@@ -250,8 +266,9 @@ def program_process(request, tmp_path_factory):
   runs, dropped = [], []
   for argv, words, *need in cases:
     case = {"argv": ([f"--flagfile=flags/{flagfile}"] if flagfile else [])
-            + [f"--workdir={work}"] + ([f"--export_dir={tmp_path / 'e'}"]
-                                        if program not in ("reproduce", "evaluate") else [])
+            + ([f"--workdir={work}"] if program != "sample" else [])
+            + ([f"--export_dir={tmp_path / 'e'}"]
+               if program not in ("reproduce", "evaluate", "sample") else [])
             + [a.format(tmp=tmp_path) for a in argv]}
     if need == ["busy"]:
       case["busy"] = str(tmp_path / "busy")

@@ -3,8 +3,10 @@ records, report, figures, export served in a fresh process, reuse of finished ru
 export_only, a TFDS name through tfds.testing.mock_data; the program itself interrupted anywhere
 (its own processes: signals) resumes to the same numbers."""
 
+import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -16,7 +18,7 @@ import tensorflow_datasets as tfds
 
 from lamp_tf.continual import rewc_experiment, sequential
 from lamp_tf.data import sources
-from lamp_tf.runtime import flags as runtime_flags
+from lamp_tf.runtime import flags as runtime_flags, results
 from tests import numerics, serving_fuzz
 from tests.conftest import REPO_ROOT
 
@@ -87,6 +89,38 @@ def test_results_records_and_report(workdir):
   for fig in results["figures"]:
     assert (workdir / fig).stat().st_size > 1000 and f"({fig})" in report
   assert any(f.startswith("accuracy_matrix") for f in results["figures"])
+
+
+def test_task_aware_evaluation_is_recorded_and_can_select_lambda(workdir, tmp_path,
+                                                                   monkeypatch):
+  runs = json.loads((workdir / "results.json").read_text())["runs"]
+  for r in runs:
+    assert {"task_aware_accuracy", "task_aware_average_accuracy", "task_aware_forgetting",
+            "task_aware_backward_transfer", "task_aware_accuracy_matrix",
+            "val_task_aware_accuracy", "val_task_aware_average_accuracy"} <= set(r)
+    # float64 means of the recorded accuracies (as above).
+    assert r["task_aware_average_accuracy"] == pytest.approx(np.mean(r["task_aware_accuracy"]))
+    # A task's own head never turns a right answer wrong: the true class is among its classes.
+    for aware, single in zip(r["task_aware_accuracy_matrix"], r["accuracy_matrix"]):
+      assert all(a >= s for a, s in zip(aware, single) if a is not None)
+  report = (workdir / "REPORT.md").read_text()
+  assert "## Class-incremental and task-aware accuracy" in report
+  assert "| task-aware average % |" in report and "(--select_on=class_incremental)" in report
+  assert any(f.startswith("accuracy_matrix_task_aware_") for f in
+             json.loads((workdir / "results.json").read_text())["figures"])
+  # Selecting on the task-aware accuracy reuses every finished run (nothing is trained).
+  work = tmp_path / "w"
+  shutil.copytree(workdir, work, ignore=shutil.ignore_patterns("export*", ".lock"))
+  monkeypatch.setattr(sequential, "run", lambda *a, **k: pytest.fail("trained again"))
+  cfg = dataclasses.replace(TINY_CONFIG, select_on="task_aware")
+  rewc_experiment.train_and_evaluate(_runtime(work), cfg)
+  report = (work / "REPORT.md").read_text()
+  section = report.split("Selected λ per method (task-aware)", 1)[1].splitlines()
+  row = next(line for line in section if line.startswith("| EWC | "))
+  best = max((r for r in runs if r["method"] == "ewc"),
+             key=lambda r: r["val_task_aware_average_accuracy"])
+  assert row.split(" | ")[1] == f"{best['lambda']:g}"
+  assert row.split(" | ")[4] == results.mean_std([best["task_aware_average_accuracy"]], 100.0, 1)
 
 
 def _exported_logits(workdir):

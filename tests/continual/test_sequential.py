@@ -1,6 +1,7 @@
 """Sequential training: FT forgets, EWC/R-EWC hold task 1 better, and a crashed run resumes."""
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import tensorflow as tf
 
 from lamp_tf.continual import sequential
 from lamp_tf.data import preprocess, sources, tasks as tasks_lib
+from lamp_tf.metrics import evaluators
 from lamp_tf.runtime import flags as runtime_flags
 from tests import numerics
 
@@ -191,3 +193,18 @@ def test_run_config_rejects_values_outside_their_range_naming_the_flag(field, va
   flag = {"method": "methods"}.get(field, field)
   with pytest.raises(ValueError, match=f"--{flag}"):
     sequential.RunConfig(**{field: value})
+
+
+def test_a_first_task_stored_before_the_task_aware_accuracy_gets_it_from_its_weights(data,
+                                                                                      tmp_path):
+  model, _ = sequential.build_model(CFG, data, tf.distribute.get_strategy())
+  weights = model.get_weights()
+  os.makedirs(tmp_path / "first")
+  np.savez(tmp_path / "first" / "first_task.npz", accuracy=np.array([0.5, np.nan]),
+           **{f"w{i}": w for i, w in enumerate(weights)})  # as written before
+  got_weights, accuracy, aware = sequential.train_first_task(_rt(tmp_path), CFG, data,
+                                                             str(tmp_path / "first"))
+  assert len(got_weights) == len(weights) and accuracy[0] == 0.5
+  expected = evaluators.make("task_accuracy", data)(model, task=0)["task_aware_accuracy"]
+  # The same weights, model and evaluation in one process: equal.
+  np.testing.assert_array_equal(aware, expected)

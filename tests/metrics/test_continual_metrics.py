@@ -31,3 +31,12 @@ def test_single_task_and_summary():
   s = continual.summary(R)
   assert s["task_accuracy"] == [0.5, 0.7, 0.95]
   assert s["accuracy_matrix"][0] == [0.9, None, None]
+
+
+def test_summary_with_a_prefix_names_the_task_aware_fields():
+  s = continual.summary(R, prefix="task_aware_")
+  assert sorted(s) == ["task_aware_accuracy", "task_aware_accuracy_matrix",
+                       "task_aware_average_accuracy", "task_aware_backward_transfer",
+                       "task_aware_forgetting"]
+  assert s["task_aware_accuracy"] == [0.5, 0.7, 0.95]
+  assert s["task_aware_forgetting"] == continual.forgetting(R)

@@ -69,9 +69,37 @@ def test_task_accuracy_is_single_head_over_the_seen_classes():
     # The same argmax of the same float32 logits: the same counts, ratios in float64.
     np.testing.assert_allclose(got["task_accuracy"], expected, rtol=1e-6)
     assert got["average_accuracy"] == pytest.approx(np.mean(expected[:t + 1]))
+    own = [np.array(task)[np.argmax(logits[np.isin(labels, task)][:, list(task)], axis=1)]
+           for task in data.tasks]  # task-aware: each task's images by its own head
+    aware = [np.mean(own[j] == labels[np.isin(labels, task)]) if j <= t else np.nan
+             for j, task in enumerate(data.tasks)]
+    np.testing.assert_allclose(got["task_aware_accuracy"], aware, rtol=1e-6)  # (as above)
+    assert got["task_aware_average_accuracy"] == pytest.approx(np.mean(aware[:t + 1]))
     json.dumps(got)
   with pytest.raises(TypeError, match="task"):
     evaluator(model)  # which task must be named
+
+
+def test_task_aware_accuracy_uses_each_tasks_own_head_written_out():
+  """Task-aware (multi-head): task j's images by the argmax over task j's classes only. Four
+  images of two tasks (0, 1) and (2, 3), their logits chosen so the protocols disagree; the
+  expected accuracies counted by hand."""
+  logits = np.array([[1, 0, 5, 0],   # label 0: all heads -> 2 (wrong); task 1's head -> 0 (right)
+                     [2, 1, 0, 0],   # label 1: -> 0 either way (wrong)
+                     [9, 0, 1, 3],   # label 2: all heads -> 0 (wrong); task 2's head -> 3 (wrong)
+                     [0, 0, 1, 2]],  # label 3: -> 3 either way (right)
+                    np.float32)
+  labels = np.array([0, 1, 2, 3])
+  data = sequential.TaskData(logits, labels, logits, labels, ((0, 1), (2, 3)), 4)
+  model = keras.Sequential([keras.layers.Identity()])
+  evaluator = evaluators.make("task_accuracy", data)
+  after_2 = evaluator(model, task=1)
+  assert after_2["task_accuracy"] == [0.0, 0.5]  # class-incremental: a and b both wrong
+  assert after_2["task_aware_accuracy"] == [0.5, 0.5]  # a right within its task
+  assert after_2["task_aware_average_accuracy"] == 0.5 and after_2["average_accuracy"] == 0.25
+  after_1 = evaluator(model, task=0)  # task 1 only: its head is the seen classes' head
+  assert after_1["task_accuracy"][0] == after_1["task_aware_accuracy"][0] == 0.5
+  assert np.isnan(after_1["task_aware_accuracy"][1])
 
 
 def test_segmentation_and_depth_score_a_translation_function():
