@@ -594,7 +594,8 @@ def restore_networks(rt, cfg, gan_config, image_shape, num_tasks, run_dir):
   return nets
 
 
-def export(cfg, nets, classes, export_dir, z_dim=128, version=None, card=None):
+def export(cfg, nets, classes, export_dir, z_dim=128, version=None, card=None,
+           formats=("saved_model",)):
   """Exports the generator (`transfer.export_generator`); with batch statistics, per-class
   statistics are calibrated first so the served model answers any batch, even one row."""
   moments = None
@@ -602,4 +603,4 @@ def export(cfg, nets, classes, export_dir, z_dim=128, version=None, card=None):
     gan_nets.calibrate_class_moments(nets.generator, classes, seed=cfg.seed, z_dim=z_dim)
     moments = "calibrated"
   return transfer.export_generator(nets.generator, nets.critic, export_dir, moments=moments,
-                                   version=version, card=card)
+                                   version=version, card=card, formats=formats)

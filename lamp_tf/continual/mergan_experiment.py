@@ -262,7 +262,7 @@ class Experiment:
         flags=flags or {}, method=best["method"], seed=best["seed"], data=self.cfg.dataset,
         tasks=self.cfg.tasks)
     path = mergan.export(cfg, nets, sorted(c for t in self.tasks for c in t), export_dir,
-                         version=version, card=card)
+                         version=version, card=card, formats=rt.export_format)
     logging.info("exported %s seed %d (accuracy %.4f) to %s", best["method"], best["seed"],
                  best["accuracy"], path)
     return path

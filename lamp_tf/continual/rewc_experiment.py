@@ -387,7 +387,8 @@ def export_classifier(rt, experiment, cfg, data, export_dir, flags=None):
   card = runtime_flags.model_card(PROGRAM, flags=flags or {}, run=cfg.name,
                                   data=experiment.dataset)
   path = export.export_saved_model(export_dir, {"classify": classify}, [plain],
-                                   version=rt.export_version, card=card)
+                                   version=rt.export_version, card=card,
+                                   formats=rt.export_format)
   logging.info("exported run %s to %s", cfg.name, path)
 
 

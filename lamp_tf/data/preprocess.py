@@ -9,15 +9,15 @@ import tensorflow as tf
 VALUE_RANGES = {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0)}
 
 
-def pad_to(images, size):
-  """Zero-pads H and W symmetrically up to `size` (MNIST 28 -> 32 as in LeNet-5)."""
+def pad_to(images, size, constant=0):
+  """Pads H and W symmetrically up to `size` with `constant` (MNIST 28 -> 32 as in LeNet-5)."""
   h, w = images.shape[-3], images.shape[-2]
   if h > size or w > size:
     raise ValueError(f"cannot pad {h}x{w} images to {size}x{size}: use resize instead.")
   top, left = (size - h) // 2, (size - w) // 2
   rank = len(images.shape)
   paddings = [[0, 0]] * (rank - 3) + [[top, size - h - top], [left, size - w - left], [0, 0]]
-  return tf.pad(images, paddings)
+  return tf.pad(images, paddings, constant_values=constant)
 
 
 def center_square(image):
@@ -58,14 +58,18 @@ RESIZE = ("pad", "resize")
 
 
 def prepare(images, size=None, mode="pad", channels=None, value_range="-1,1"):
-  """uint8 images -> float32 model inputs: to `size` by 'pad' or 'resize', channels, scale."""
+  """uint8 images -> float32 model inputs: to `size` by 'pad' or 'resize', channels, scale.
+  Padding comes after scaling, with the value of a uint8 0 (the same numbers as padding the
+  uint8 images, in ops TFLite has kernels for: it has no uint8 padding)."""
   images = set_channels(tf.convert_to_tensor(images), channels)
+  pad = False
   if size is not None and (images.shape[-3] != size or images.shape[-2] != size):
     if mode == "pad":
-      images = pad_to(images, size)
+      pad = True
     elif mode == "resize":
       images = tf.image.resize(tf.cast(images, tf.float32), [size, size], antialias=True)
       images = tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
     else:
       raise ValueError(f"mode must be one of {', '.join(RESIZE)}, not {mode!r}.")
-  return scale(images, value_range)
+  x = scale(images, value_range)
+  return pad_to(x, size, constant=VALUE_RANGES[value_range][0]) if pad else x

@@ -166,7 +166,8 @@ def freeze_critic_layers(critic, k):
   return [l.name for l in trunk[:k]]
 
 
-def export_generator(generator, critic, export_dir, moments=None, version=None, card=None):
+def export_generator(generator, critic, export_dir, moments=None, version=None, card=None,
+                     formats=("saved_model",)):
   """SavedModel with `generate(z [N, z_dim] float32, label [N] int64) -> {"images"}` and both
   networks' weights by name in its `weights` attribute (so it can be a transfer source).
   `moments`: the generator's batch-norm statistics when serving (None: moving averages;
@@ -195,4 +196,5 @@ def export_generator(generator, critic, export_dir, moments=None, version=None, 
       "num_classes": generator.num_classes, "z_dim": generator.z_dim, "z": "standard normal",
       "value_range": "-1,1"}}
   return export.export_saved_model(export_dir, {"generate": generate}, [generator, critic],
-                                   named_weights=weights, version=version, card=card)
+                                   named_weights=weights, version=version, card=card,
+                                   formats=formats)

@@ -466,7 +466,8 @@ def export_mixmatch(rt, cfg, model, export_dir, metrics=None, flags=None):
                                   depth_unit="metres")
   return export.export_saved_model(export_dir, {"depth_to_seg": signatures.pop("depth_to_seg"),
                                                 **signatures}, list(model.trackables.values()),
-                                   version=rt.export_version, card=card)
+                                   version=rt.export_version, card=card,
+                                   formats=rt.export_format)
 
 
 def run_recolouring(rt, cfg, seed):

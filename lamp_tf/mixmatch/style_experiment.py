@@ -475,7 +475,7 @@ def export_model(rt, cfg, model, export_dir, flags=None, metrics=None):
                                   resolution=cfg.resolution)
   path = export.export_saved_model(export_dir, signatures,
                                    [model.encoders, model.decoders], version=rt.export_version,
-                                   card=card)
+                                   card=card, formats=rt.export_format)
   logging.info("exported the style-transfer model to %s", path)
   return path
 

@@ -1,7 +1,7 @@
 """SegNet-style encoders and decoders for mix-and-match networks.
 
 `Encoder`: VGG-like blocks of 3x3 conv-BN-ReLU (two per block) each followed by a 2x2 max pool
-that also returns its argmax indices. It returns the latent (the last pooled map) and the side
+that also returns its argmax indices (each max's position in its window). It returns the latent (the last pooled map) and the side
 information of every block: the pooling indices and the pre-pool feature map.
 
 `Decoder`: the mirror image. Before each block it upsamples by 2 using the side information of
@@ -53,15 +53,30 @@ def batch_norm(layer, x, training=False, bn_stats=None):
                                            layer.epsilon), x.dtype)
 
 
-def unpool(x, indices, shape):
-  """Max-unpooling: values of x placed at the argmax positions (batch included in indices)."""
-  flat = tf.scatter_nd(tf.reshape(indices, [-1, 1]), tf.reshape(x, [-1]),
-                       [tf.reduce_prod(tf.cast(shape, tf.int64))])
-  return tf.reshape(flat, shape)
+def max_pool_with_positions(x):
+  """2x2 max pooling that also returns where each max came from: `(pooled, positions)`, the
+  position within its window (0 top left, 1 top right, 2 bottom left, 3 bottom right) per
+  pooled value and channel. The first maximum in that order wins a tie, as in
+  tf.nn.max_pool_with_argmax, whose values and gradients these are. Written in ops with TFLite
+  builtin kernels (max pooling, space-to-depth, argmax), so that exported translators convert;
+  `unpool` inverts it."""
+  h, w, c = x.shape[1], x.shape[2], x.shape[3]
+  windows = tf.reshape(tf.nn.space_to_depth(x, 2), [-1, h // 2, w // 2, 4, c])
+  return tf.nn.max_pool2d(x, 2, 2, "VALID"), tf.argmax(windows, axis=3, output_type=tf.int32)
+
+
+def unpool(x, positions):
+  """Max-unpooling (SegNet): each value of x put back at its window's `positions` (from
+  `max_pool_with_positions`), zeros elsewhere; 2x the height and width."""
+  h, w, c = x.shape[1], x.shape[2], x.shape[3]
+  placed = x[:, :, :, None, :] * tf.one_hot(positions, 4, axis=3, dtype=x.dtype)
+  return tf.nn.depth_to_space(tf.reshape(placed, [-1, h, w, 4 * c]), 2)
 
 
 def upsample(x):
-  return tf.repeat(tf.repeat(x, 2, axis=1), 2, axis=2)
+  """Nearest-neighbour 2x upsampling (each value repeated in its 2x2 window), in ops with
+  static shapes and TFLite builtin kernels, as `unpool`."""
+  return tf.nn.depth_to_space(tf.concat([x] * 4, axis=-1), 2)
 
 
 class Encoder(keras.Model):
@@ -73,14 +88,14 @@ class Encoder(keras.Model):
                                           for i, w in enumerate(widths)])
 
   def call(self, x, training=False, bn_stats=None):
-    """(latent, side): side[i] holds block i's pooling indices, pre-pool features, their shape
-    and the pooled output ('pooled', the levels the latent alignment compares)."""
+    """(latent, side): side[i] holds block i's pooling indices (each max's position in its
+    2x2 window, `max_pool_with_positions`), pre-pool features and the pooled output ('pooled',
+    the levels the latent alignment compares)."""
     side = []
     for name in self._blocks:
       x = getattr(self, name)(x, training=training, bn_stats=bn_stats)
-      pooled, idx = tf.nn.max_pool_with_argmax(x, 2, 2, "VALID", include_batch_in_index=True)
-      side.append({"indices": idx, "features": x, "shape": tf.shape(x, out_type=tf.int64),
-                   "pooled": pooled})
+      pooled, positions = max_pool_with_positions(x)
+      side.append({"indices": positions, "features": x, "pooled": pooled})
       x = pooled
     return x, side
 
@@ -104,7 +119,7 @@ class Decoder(keras.Model):
     x = latent
     for name, info in zip(self._blocks, reversed(side)):
       if self.side_info == "indices":
-        x = unpool(x, info["indices"], info["shape"])
+        x = unpool(x, info["indices"])
       else:
         x = upsample(x)
         if self.side_info == "skip":

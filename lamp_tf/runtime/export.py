@@ -12,17 +12,30 @@ Exports follow TF Serving's layout, `<model base path>/<integer version>/saved_m
 version with a `model_card.json` (program, flags, data, metrics, signatures with their input and
 output shapes and dtypes); a re-export adds a version unless one is pinned.
 
+`formats` adds TensorFlow Lite models beside the SavedModel ('tflite'): each signature
+converted to `<signature>.tflite` with TFLite's builtin ops only (`convert_tflite`), listed in
+the model card under "tflite" (its file, or why it could not convert: e.g. an op with no builtin
+kernel, named in one log line; the other signatures still convert). A TFLite model takes the
+same named inputs and gives the same outputs (`tf.lite.Interpreter(...).get_signature_runner`),
+but it does not check its requests: the SavedModel's checks of shapes, labels and finiteness
+are not converted.
+
 Weights can also be exported by name (`named_weights`), e.g. so an exported GAN can be a
 transfer source: per network, the variables in the collection `<network>_weights` and their
 names, in the same order, in the string variable of `<network>_weight_names`; `read_named_weights`
 reads them back.
 """
 
+import collections
 import os
+import re
 
 import tensorflow as tf
+from absl import logging
 
 from lamp_tf.runtime import files
+
+FORMATS = ("saved_model", "tflite")
 
 
 def _spec(tensor_spec):
@@ -78,8 +91,59 @@ def resolve(path):
   return None
 
 
+def check_formats(formats, flag="export_format"):
+  """`formats` as a tuple if they are export formats with saved_model among them (the TFLite
+  models are converted from it); a one-line ValueError naming --flag otherwise."""
+  formats = tuple(formats)
+  unknown = [f for f in formats if f not in FORMATS]
+  if unknown or "saved_model" not in formats:
+    raise ValueError(f"--{flag}={','.join(formats)}: "
+                     + (f"unknown {', '.join(unknown)}; choose from {', '.join(FORMATS)}"
+                        if unknown else "the SavedModel is always written (the TFLite models "
+                        "are converted from it): use saved_model,tflite") + ".")
+  return formats
+
+
+def _tflite_reason(error):
+  """Why a conversion failed, in a few words: the ops without a builtin kernel when that is
+  it, else the converter's first error line."""
+  text = str(error)
+  ops = re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", text)
+  listed = re.search(r"TF Select ops: ([\w, ]+)", text)
+  ops = list(dict.fromkeys(ops + ([o.strip() for o in listed[1].split(",")] if listed else [])))
+  if ops:
+    return (f"TensorFlow op{'s' * (len(ops) > 1)} {', '.join('tf.' + o for o in ops)} "
+            f"{'have' if len(ops) > 1 else 'has'} no TFLite builtin kernel")
+  lines = [l.strip() for l in text.splitlines() if "error" in l.lower()] or [text.strip()]
+  return " ".join(lines[0].split())[:300] or type(error).__name__
+
+
+def convert_tflite(saved_dir, names, out_dir=None):
+  """Converts each signature of the SavedModel in `saved_dir` to `<out_dir>/<name>.tflite`
+  (TFLite builtin ops only); returns {name: {"file": ...} or {"error": why}}, each failure
+  said in one log line per reason."""
+  out_dir = out_dir or saved_dir
+  done, failed = {}, collections.defaultdict(list)
+  for name in names:
+    try:
+      converter = tf.lite.TFLiteConverter.from_saved_model(saved_dir, signature_keys=[name])
+      model = converter.convert()
+    except Exception as e:  # noqa: BLE001 (ConverterError and what the converter raises)
+      done[name] = {"error": _tflite_reason(e)}
+      failed[done[name]["error"]].append(name)
+      continue
+    with open(os.path.join(out_dir, f"{name}.tflite"), "wb") as f:
+      f.write(model)
+    done[name] = {"file": f"{name}.tflite"}
+  for reason, which in failed.items():
+    converted = sum("file" in v for v in done.values())
+    logging.warning("TFLite: %s not converted: %s (%d other signature%s converted).",
+                    ", ".join(which), reason, converted, "s" * (converted != 1))
+  return done
+
+
 def export_saved_model(base_dir, signatures, models, named_weights=None, version=None,
-                       card=None):
+                       card=None, formats=("saved_model",)):
   """Writes a SavedModel to `base_dir/<version>/` (TF Serving's layout: a model base path
   holding integer versions), the directory appearing only once complete, with a
   `model_card.json` beside `saved_model.pb`.
@@ -93,8 +157,10 @@ def export_saved_model(base_dir, signatures, models, named_weights=None, version
     named_weights: optional {network: {name: variable}} exported by name.
     version: the integer version; None: the next one after those in `base_dir`.
     card: what the model card says besides the signatures (program, flags, data, metrics).
+    formats: 'saved_model' and optionally 'tflite' (module docstring).
   Returns the version directory.
   """
+  formats = check_formats(formats)
   if not signatures:
     raise ValueError("export needs at least one signature.")
   version = next_version(base_dir) if not version else int(version)
@@ -121,6 +187,8 @@ def export_saved_model(base_dir, signatures, models, named_weights=None, version
   target = os.path.join(base_dir, str(version))
   with files.atomic_dir(target) as tmp:
     archive.write_out(tmp, verbose=False)
+    if "tflite" in formats:
+      model_card["tflite"] = convert_tflite(tmp, list(signatures))
     files.write_json(os.path.join(tmp, "model_card.json"), model_card)
   return target
 

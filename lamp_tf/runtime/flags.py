@@ -8,7 +8,7 @@ import os
 
 from absl import app, flags
 
-from lamp_tf.runtime import files, precision, seeds, settings, strategy as strategy_lib
+from lamp_tf.runtime import export, files, precision, seeds, settings, strategy as strategy_lib
 from lamp_tf.runtime.boundary import (  # noqa: F401 (the programs' entry, here as before)
     TRACEBACK_ENV, error_boundary, parse_flags, run_program)
 from lamp_tf.runtime.loop import TrainState
@@ -26,6 +26,10 @@ def define_runtime_flags(program):
                       "Where the trained model is exported as a SavedModel.")
   flags.DEFINE_integer("export_version", 0, "Version directory of the export under --export_dir "
                        "(TF Serving's layout); 0: the next integer.", lower_bound=0)
+  flags.DEFINE_list("export_format", ["saved_model"],
+                    "Export formats: saved_model (always) and tflite (a TensorFlow Lite model per "
+                    "signature beside it, listed in model_card.json; a signature that cannot "
+                    "convert is named in the log with why, and the others convert).")
   flags.DEFINE_bool("export_only", False,
                     "Re-export from the latest checkpoint in --workdir without training.")
   flags.DEFINE_enum("strategy", "default", strategy_lib.STRATEGIES,
@@ -68,6 +72,7 @@ class Runtime:
   export_dir: str
   export_only: bool = False
   export_version: int = 0
+  export_format: tuple = ("saved_model",)
   deterministic: bool = False
   precision: str = "float32"
   allow_slow_precision: bool = False
@@ -134,6 +139,10 @@ def runtime_from_flags():
   error for a precision this machine runs slower than float32, see precision.check_speed)."""
   check_writable_dir("workdir", FLAGS.workdir)
   check_writable_dir("export_dir", FLAGS.export_dir)
+  try:
+    export.check_formats(FLAGS.export_format)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   try:  # before the workdir is locked: a refused precision leaves nothing behind
     precision.set_precision(FLAGS.precision, allow_slow=FLAGS.allow_slow_precision)
   except ValueError as e:

@@ -381,7 +381,7 @@ def export_best(rt, cfg, workdir, export_dir, best, flags=None):
   card = runtime_flags.model_card(PROGRAM, {k: best.get(k) for k in ("fid", "kid", "iw")},
                                   flags=flags or {}, run=best["run"], data=cfg.target)
   path = transfer.export_generator(generator, critic, export_dir, version=rt.export_version,
-                                   card=card)
+                                   card=card, formats=rt.export_format)
   logging.info("exported %s (FID %.2f) to %s", best["run"], best["fid"], path)
   return path
 

@@ -172,6 +172,9 @@ REWC = [
     (["--output_rotation=transposed"], ["--output_rotation", "<paper|reference_code>"]),
     (["--validation_fraction=0.0001"], ["--validation_fraction=0.0001", "at least one"]),
     (["--validation_fraction=2"], ["--validation_fraction", "1.0"]),
+    (["--export_format=tflite"], ["--export_format=tflite", "always written",
+                                  "saved_model,tflite"]),
+    (["--export_format=saved_model,onnx"], ["--export_format=saved_model,onnx", "unknown onnx"]),
     (["--dataset=folder:{tmp}/no_images"], ["folder:{tmp}/no_images: no such folder",
                                              "PATH/<class>/<image>.png"]),
 ]

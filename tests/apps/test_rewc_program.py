@@ -160,6 +160,24 @@ def test_export_serves_in_fresh_process_with_the_recorded_accuracy(workdir, tmp_
   assert accuracy == pytest.approx(best["average_accuracy"], abs=(near + 1e-6) / len(logits))
 
 
+def test_the_tflite_classifier_gives_the_savedmodels_probabilities(workdir, tmp_path):
+  rt = _runtime(workdir, export_dir=str(tmp_path / "e"), export_format=("saved_model", "tflite"))
+  rewc_experiment.export_only(rt, TINY_CONFIG)
+  path = tmp_path / "e" / "1"
+  card = json.loads((path / "model_card.json").read_text())
+  assert card["tflite"] == {"classify": {"file": "classify.tflite"}}
+  x = sources.load_examples("mnist5k", "test").images[:100]
+  lite = tf.lite.Interpreter(model_path=str(path / "classify.tflite")).get_signature_runner(
+      "classify")(images=x)
+  saved = tf.saved_model.load(str(path)).signatures["classify"](images=tf.constant(x))
+  # The LeNet's logits z through K <= 1700 float32 terms (as above) in two kernel libraries:
+  # |dz| <= f32(1700) max|z|; softmax turns that into at most 2 |dz| in p, plus its own ~12
+  # roundings. Another model or preprocessing moves p by O(1).
+  z = np.abs(_exported_logits(workdir)).max()
+  np.testing.assert_allclose(lite["probabilities"], saved["probabilities"].numpy(),
+                             atol=2 * numerics.f32(1700) * z + numerics.f32(12))
+
+
 def test_the_served_classifier_rejects_bad_requests(workdir):
   entries = serving_fuzz.assert_rejects_bad_requests(str(workdir / "export" / "1"))
   assert any(e["request"].startswith("images: size") for e in entries)

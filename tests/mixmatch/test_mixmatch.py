@@ -15,14 +15,43 @@ from lamp_tf.runtime import flags as runtime_flags
 from tests import numerics
 
 
-def test_unpool_puts_values_back_at_the_argmax_positions():
-  x = tf.constant(np.random.default_rng(0).random([2, 4, 4, 3]).astype(np.float32))
-  pooled, idx = tf.nn.max_pool_with_argmax(x, 2, 2, "VALID", include_batch_in_index=True)
-  up = segnet.unpool(pooled, idx, tf.shape(x, out_type=tf.int64)).numpy()
-  nonzero = up != 0
-  assert nonzero.sum() == pooled.numpy().size
-  np.testing.assert_array_equal(up[nonzero], x.numpy()[nonzero])  # maxima in place
-  np.testing.assert_allclose(tf.nn.max_pool2d(up, 2, 2, "VALID").numpy(), pooled.numpy())
+def _windows_with_ties():
+  """Random maps, then ReLU (windows of zeros tie four ways, as after SegNet's conv-BN-ReLU) and
+  windows with two equal maxima in every pair of positions."""
+  x = np.maximum(np.random.default_rng(0).normal(size=[2, 8, 8, 3]), 0).astype(np.float32)
+  for k, (p, q) in enumerate([(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]):
+    window = np.full(4, 0.25, np.float32)
+    window[[p, q]] = 2.0
+    x[1, 2 * (k // 4):2 * (k // 4) + 2, 2 * (k % 4):2 * (k % 4) + 2, 0] = window.reshape(2, 2)
+  return tf.constant(x)
+
+
+def test_pooling_positions_and_unpooling_are_tfs_argmax_pooling_and_scatter():
+  """The reference computation (SegNet's, and this project's before TFLite export):
+  tf.nn.max_pool_with_argmax with flat indices ((b H + y) W + x) C + c, and unpooling by
+  scatter_nd at those indices; the gradient of the pooled maps through it."""
+  x = _windows_with_ties()
+  assert np.sum(x.numpy() == 0) > 100  # ties are there
+  ref_pooled, flat = tf.nn.max_pool_with_argmax(x, 2, 2, "VALID", include_batch_in_index=True)
+  _, h, w, c = x.shape
+  yx = flat.numpy() // c % (h * w)
+  ref_positions = (yx // w % 2) * 2 + yx % w % 2
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch(x)
+    pooled, positions = segnet.max_pool_with_positions(x)
+    ref = tf.nn.max_pool_with_argmax(x, 2, 2, "VALID", include_batch_in_index=True)[0]
+    weights = tf.random.stateless_normal(pooled.shape, [1, 2])
+    loss, ref_loss = tf.reduce_sum(weights * pooled), tf.reduce_sum(weights * ref)
+  np.testing.assert_array_equal(pooled.numpy(), ref_pooled.numpy())
+  np.testing.assert_array_equal(positions.numpy(), ref_positions)
+  np.testing.assert_array_equal(tape.gradient(loss, x).numpy(), tape.gradient(ref_loss, x).numpy())
+  values = tf.random.stateless_normal(pooled.shape, [3, 4])
+  ref_up = tf.reshape(tf.scatter_nd(tf.reshape(flat, [-1, 1]), tf.reshape(values, [-1]),
+                                    [x.shape.num_elements()]), x.shape)
+  np.testing.assert_array_equal(segnet.unpool(values, positions).numpy(), ref_up.numpy())
+  # Upsampling without side information repeats each value in its window.
+  np.testing.assert_array_equal(segnet.upsample(values).numpy(),
+                                np.repeat(np.repeat(values.numpy(), 2, axis=1), 2, axis=2))
 
 
 @pytest.mark.parametrize("side_info", segnet.SIDE_INFO)
