@@ -18,7 +18,7 @@ import time
 from absl import app, flags, logging
 
 from lamp_tf.apps import registry
-from lamp_tf.runtime import files, flags as runtime_flags, loop, results
+from lamp_tf.runtime import export, files, flags as runtime_flags, loop, results
 
 FLAGS = flags.FLAGS
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -176,6 +176,35 @@ def _embed_report(text, subdir):
   return re.sub(r"\]\((?!https?://|/)([^)]+)\)", lambda m: f"]({subdir}/{m.group(1)})", body)
 
 
+def exports_table(jobs, workdir):
+  """Each job's export (the highest version under `<job workdir>/saved_model`, shown relative to
+  `workdir`): its signatures and, where it has one, its TFLite model's check against the
+  SavedModel (from the model card)."""
+  rows = []
+  for job in jobs:
+    path = export.resolve(os.path.join(job.workdir, "saved_model"))
+    if path is None:
+      rows.append([job.name, "none", "", ""])
+      continue
+    card = files.read_json(os.path.join(path, "model_card.json"))
+    lite = card.get("tflite")
+    if lite is None:
+      tflite = "not asked (--export_format)"
+    else:
+      checked = {n: v["check"] for n, v in lite["signatures"].items() if "check" in v}
+      largest = [d for c in checked.values() for d in c["max_abs_difference"].values()]
+      flipped = [d for c in checked.values() for d in c["share_different"].values()]
+      tflite = (f"`{lite['file']}`: {len(checked)} of {len(lite['signatures'])} signatures, "
+                f"largest difference {max(largest, default=0.0):.2g}"
+                + (f", labels differing {100 * max(flipped):.1f} %" if flipped else "")
+                + "".join(f"; {n} not converted: {v['error']}"
+                          for n, v in lite["signatures"].items() if "error" in v))
+    rows.append([job.name, os.path.relpath(path, workdir),
+                 ", ".join(card["signatures"]), tflite])
+  return results.markdown_table(["run", "export", "signatures", "TFLite (checked on 8 random "
+                                 "valid requests per signature)"], rows)
+
+
 def main(argv):
   del argv
   experiments = _selected()
@@ -215,6 +244,10 @@ def main(argv):
                         "\n\nEach verdict is computed from the run's results (see each "
                         "program's section); a claim that holds on some seeds only is stated "
                         "with its seeds in the program's report."))
+  sections.append(("Exports", exports_table(jobs.values(), FLAGS.workdir) + "\n\nEach program exports its "
+                   "model as a SavedModel (and, where its flag file asks, a TFLite model whose "
+                   "signatures were run beside the SavedModel's at export: the largest absolute "
+                   "difference of any output, in the output's units)."))
   results.write_report(FLAGS.workdir, f"lamp_tf reproduction ({FLAGS.preset} preset)", sections)
   logging.info("report: %s", os.path.join(FLAGS.workdir, results.REPORT))
 

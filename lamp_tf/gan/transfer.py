@@ -197,4 +197,5 @@ def export_generator(generator, critic, export_dir, moments=None, version=None, 
       "value_range": "-1,1"}}
   return export.export_saved_model(export_dir, {"generate": generate}, [generator, critic],
                                    named_weights=weights, version=version, card=card,
-                                   formats=formats)
+                                   formats=formats,
+                                   input_ranges={"label": (0, generator.num_classes or 1)})

@@ -467,7 +467,9 @@ def export_mixmatch(rt, cfg, model, export_dir, metrics=None, flags=None):
   return export.export_saved_model(export_dir, {"depth_to_seg": signatures.pop("depth_to_seg"),
                                                 **signatures}, list(model.trackables.values()),
                                    version=rt.export_version, card=card,
-                                   formats=rt.export_format)
+                                   formats=rt.export_format, input_ranges={
+                                       "depth": (0.5, 2 * rgbd.DEPTH_SCALE),  # metres
+                                       "seg": (0, rgbd.VOID + 1)})
 
 
 def run_recolouring(rt, cfg, seed):

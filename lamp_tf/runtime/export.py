@@ -12,10 +12,13 @@ Exports follow TF Serving's layout, `<model base path>/<integer version>/saved_m
 version with a `model_card.json` (program, flags, data, metrics, signatures with their input and
 output shapes and dtypes); a re-export adds a version unless one is pinned.
 
-`formats` adds TensorFlow Lite models beside the SavedModel ('tflite'): each signature
-converted to `<signature>.tflite` with TFLite's builtin ops only (`convert_tflite`), listed in
-the model card under "tflite" (its file, or why it could not convert: e.g. an op with no builtin
-kernel, named in one log line; the other signatures still convert). A TFLite model takes the
+`formats` adds a TensorFlow Lite model beside the SavedModel ('tflite'): every signature
+converted into `model.tflite` with TFLite's builtin ops only (`convert_tflite`), listed in the
+model card under "tflite" (per signature, what running it beside the SavedModel on random
+valid requests gave, "check": the largest difference of each output; or why it could not
+convert, e.g. an op with no builtin kernel, named in one log line, the others still
+converting).
+A TFLite model takes the
 same named inputs and gives the same outputs (`tf.lite.Interpreter(...).get_signature_runner`),
 but it does not check its requests: the SavedModel's checks of shapes, labels and finiteness
 are not converted.
@@ -30,6 +33,7 @@ import collections
 import os
 import re
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -118,32 +122,104 @@ def _tflite_reason(error):
   return " ".join(lines[0].split())[:300] or type(error).__name__
 
 
-def convert_tflite(saved_dir, names, out_dir=None):
-  """Converts each signature of the SavedModel in `saved_dir` to `<out_dir>/<name>.tflite`
-  (TFLite builtin ops only); returns {name: {"file": ...} or {"error": why}}, each failure
-  said in one log line per reason."""
-  out_dir = out_dir or saved_dir
-  done, failed = {}, collections.defaultdict(list)
-  for name in names:
-    try:
-      converter = tf.lite.TFLiteConverter.from_saved_model(saved_dir, signature_keys=[name])
-      model = converter.convert()
-    except Exception as e:  # noqa: BLE001 (ConverterError and what the converter raises)
-      done[name] = {"error": _tflite_reason(e)}
-      failed[done[name]["error"]].append(name)
-      continue
-    with open(os.path.join(out_dir, f"{name}.tflite"), "wb") as f:
+def compare_tflite(tflite_path, name, signature, inputs):
+  """The TFLite model of signature `name` against the SavedModel's `signature` on the same
+  `inputs` ({input name: array}): {"examples": N, "max_abs_difference": {float output: max
+  |TFLite - SavedModel|}, "share_different": {integer output: share of values that differ}}."""
+  lite = tf.lite.Interpreter(model_path=tflite_path).get_signature_runner(name)(**inputs)
+  saved = {k: v.numpy() for k, v in signature(*[tf.constant(inputs[spec.name]) for spec in
+                                                 signature.input_signature]).items()}
+  check = {"examples": int(len(next(iter(inputs.values())))), "max_abs_difference": {},
+           "share_different": {}}
+  for key, want in saved.items():
+    got = lite[key]
+    if want.dtype.kind == "f":
+      check["max_abs_difference"][key] = float(abs(got.astype("float64") - want).max())
+    elif want.dtype.kind in "iu" and want.dtype.itemsize > 1:  # labels: a near tie may flip
+      check["share_different"][key] = float((got != want).mean())
+    else:  # uint8 images: rounding moves a value by one step at most
+      check["max_abs_difference"][key] = float(abs(got.astype(int) - want.astype(int)).max())
+  return check
+
+
+def example_inputs(fn, input_ranges=None, n=8, seed=0):
+  """Random valid requests for the tf.function `fn` ({input name: array}, `n` rows): values
+  uniform in `input_ranges[name]` ((low, high), high excluded for integers) where given, else
+  uint8 0..255, other integers 0 and float32 standard normal."""
+  rng, out = np.random.default_rng(seed), {}
+  for spec in fn.input_signature:
+    shape = [n if d is None else d for d in spec.shape]
+    low_high = (input_ranges or {}).get(spec.name)
+    dtype = spec.dtype.as_numpy_dtype
+    if spec.dtype.is_integer:
+      low, high = low_high or ((0, 256) if spec.dtype == tf.uint8 else (0, 1))
+      out[spec.name] = rng.integers(low, high, shape).astype(dtype)
+    else:
+      out[spec.name] = (rng.uniform(*low_high, shape) if low_high else
+                        rng.standard_normal(shape)).astype(dtype)
+  return out
+
+
+TFLITE_FILE = "model.tflite"
+
+
+def _to_tflite(saved_dir, names):
+  return tf.lite.TFLiteConverter.from_saved_model(saved_dir, signature_keys=list(names)).convert()
+
+
+def convert_tflite(saved_dir, signatures, out_dir=None, input_ranges=None):
+  """Converts the signatures of the SavedModel in `saved_dir` into one TFLite model,
+  `<out_dir>/model.tflite`, holding each as a signature (TFLite builtin ops only; one
+  conversion of all is several times faster than one per signature). Where that fails, each
+  signature is tried alone to name those that cannot convert and why (one log line per reason),
+  and the others convert together. `signatures`: {name: the exported function}; each converted
+  signature is run beside it on random valid requests (`example_inputs` with `input_ranges`),
+  the differences its "check" (`compare_tflite`). Returns the model card's entry:
+  {"file": "model.tflite" (None when nothing converts), "signatures": {name: {"check": ...} or
+  {"error": why}}}."""
+  out_dir, names, errors = out_dir or saved_dir, list(signatures), {}
+  try:
+    model = _to_tflite(saved_dir, names)
+  except Exception:  # noqa: BLE001 (ConverterError and what the converter raises): find which
+    for name in names:
+      try:
+        _to_tflite(saved_dir, [name])
+      except Exception as e:  # noqa: BLE001
+        errors[name] = _tflite_reason(e)
+    model = None
+    converted = [n for n in names if n not in errors]
+    if converted:
+      try:
+        model = _to_tflite(saved_dir, converted)
+      except Exception as e:  # noqa: BLE001 (each converts alone, not together)
+        errors.update({n: _tflite_reason(e) for n in converted})
+  entries, reasons = {}, collections.defaultdict(list)
+  for name, why in errors.items():
+    entries[name] = {"error": why}
+    reasons[why].append(name)
+  if model is not None:
+    path = os.path.join(out_dir, TFLITE_FILE)
+    with open(path, "wb") as f:
       f.write(model)
-    done[name] = {"file": f"{name}.tflite"}
-  for reason, which in failed.items():
-    converted = sum("file" in v for v in done.values())
+    for name in names:
+      if name not in errors:
+        entries[name] = {"check": compare_tflite(path, name, signatures[name],
+                                                 example_inputs(signatures[name], input_ranges))}
+  for why, which in reasons.items():
+    n = len(names) - len(errors)
     logging.warning("TFLite: %s not converted: %s (%d other signature%s converted).",
-                    ", ".join(which), reason, converted, "s" * (converted != 1))
-  return done
+                    ", ".join(which), why, n, "s" * (n != 1))
+  worst = [(d, n, k) for n, e in entries.items() if "check" in e
+           for k, d in e["check"]["max_abs_difference"].items()]
+  if worst:
+    logging.info("TFLite: %d signature(s) checked against the SavedModel; largest difference "
+                 "%.3g (%s, %s).", len(names) - len(errors), *max(worst))
+  return {"file": TFLITE_FILE if model is not None else None,
+          "signatures": {name: entries[name] for name in names}}
 
 
 def export_saved_model(base_dir, signatures, models, named_weights=None, version=None,
-                       card=None, formats=("saved_model",)):
+                       card=None, formats=("saved_model",), input_ranges=None):
   """Writes a SavedModel to `base_dir/<version>/` (TF Serving's layout: a model base path
   holding integer versions), the directory appearing only once complete, with a
   `model_card.json` beside `saved_model.pb`.
@@ -158,6 +234,9 @@ def export_saved_model(base_dir, signatures, models, named_weights=None, version
     version: the integer version; None: the next one after those in `base_dir`.
     card: what the model card says besides the signatures (program, flags, data, metrics).
     formats: 'saved_model' and optionally 'tflite' (module docstring).
+    input_ranges: {input name: (low, high)} of valid requests where not every value of the
+      dtype is (`example_inputs`): each TFLite model is compared with its signature on random
+      ones, the differences in the model card.
   Returns the version directory.
   """
   formats = check_formats(formats)
@@ -188,7 +267,7 @@ def export_saved_model(base_dir, signatures, models, named_weights=None, version
   with files.atomic_dir(target) as tmp:
     archive.write_out(tmp, verbose=False)
     if "tflite" in formats:
-      model_card["tflite"] = convert_tflite(tmp, list(signatures))
+      model_card["tflite"] = convert_tflite(tmp, signatures, input_ranges=input_ranges)
     files.write_json(os.path.join(tmp, "model_card.json"), model_card)
   return target
 

@@ -27,9 +27,10 @@ def define_runtime_flags(program):
   flags.DEFINE_integer("export_version", 0, "Version directory of the export under --export_dir "
                        "(TF Serving's layout); 0: the next integer.", lower_bound=0)
   flags.DEFINE_list("export_format", ["saved_model"],
-                    "Export formats: saved_model (always) and tflite (a TensorFlow Lite model per "
-                    "signature beside it, listed in model_card.json; a signature that cannot "
-                    "convert is named in the log with why, and the others convert).")
+                    "Export formats: saved_model (always) and tflite (model.tflite beside it, "
+                    "every signature in it, each checked against the SavedModel in "
+                    "model_card.json; a signature that cannot convert is named in the log with "
+                    "why, and the others convert).")
   flags.DEFINE_bool("export_only", False,
                     "Re-export from the latest checkpoint in --workdir without training.")
   flags.DEFINE_enum("strategy", "default", strategy_lib.STRATEGIES,

@@ -156,3 +156,24 @@ def test_on_a_terminal_the_progress_lines_are_redrawn_in_place(monkeypatch):
   before = len(err.getvalue())
   status.show({"b": (step, 0, 0.0)})  # the one line drawn last is replaced
   assert err.getvalue()[before:].startswith("\x1b[1F\x1b[J[")
+
+
+def test_the_exports_table_shows_each_tflite_check(tmp_path):
+  import tensorflow as tf
+  from lamp_tf.apps import reproduce
+  from lamp_tf.runtime import export
+
+  scale = tf.Variable(2.0)
+  spec = tf.TensorSpec([None, 3], tf.float32, name="x")
+  double = tf.function(lambda x: {"y": x * scale, "top": tf.argmax(x, axis=1)},
+                       input_signature=[spec])
+  export.export_saved_model(str(tmp_path / "a" / "saved_model"), {"double": double}, [scale],
+                            formats=("saved_model", "tflite"))
+  export.export_saved_model(str(tmp_path / "b" / "saved_model"), {"double": double}, [scale])
+  jobs = [type("Job", (), {"name": n, "workdir": str(tmp_path / n)}) for n in "abc"]
+  rows = reproduce.exports_table(jobs, str(tmp_path)).splitlines()[2:]
+  # x * 2 is exact in both runtimes, and so is the argmax of the same numbers.
+  assert rows[0] == ("| a | a/saved_model/1 | double | `model.tflite`: 1 of 1 signatures, "
+                     "largest difference 0, labels differing 0.0 % |")
+  assert rows[1] == "| b | b/saved_model/1 | double | not asked (--export_format) |"
+  assert rows[2] == "| c | none |  |  |"

@@ -165,9 +165,9 @@ def test_the_tflite_classifier_gives_the_savedmodels_probabilities(workdir, tmp_
   rewc_experiment.export_only(rt, TINY_CONFIG)
   path = tmp_path / "e" / "1"
   card = json.loads((path / "model_card.json").read_text())
-  assert card["tflite"] == {"classify": {"file": "classify.tflite"}}
+  assert card["tflite"]["file"] == "model.tflite"
   x = sources.load_examples("mnist5k", "test").images[:100]
-  lite = tf.lite.Interpreter(model_path=str(path / "classify.tflite")).get_signature_runner(
+  lite = tf.lite.Interpreter(model_path=str(path / "model.tflite")).get_signature_runner(
       "classify")(images=x)
   saved = tf.saved_model.load(str(path)).signatures["classify"](images=tf.constant(x))
   # The LeNet's logits z through K <= 1700 float32 terms (as above) in two kernel libraries:
@@ -176,6 +176,11 @@ def test_the_tflite_classifier_gives_the_savedmodels_probabilities(workdir, tmp_
   z = np.abs(_exported_logits(workdir)).max()
   np.testing.assert_allclose(lite["probabilities"], saved["probabilities"].numpy(),
                              atol=2 * numerics.f32(1700) * z + numerics.f32(12))
+  # The export's own check (8 random images) names each output by kind: probabilities by their
+  # largest difference, classes by the share that differ.
+  check = card["tflite"]["signatures"]["classify"]["check"]
+  assert set(check["max_abs_difference"]) == {"probabilities"}
+  assert set(check["share_different"]) == {"classes"} and check["examples"] == 8
 
 
 def test_the_served_classifier_rejects_bad_requests(workdir):
