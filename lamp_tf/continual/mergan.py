@@ -373,9 +373,7 @@ def class_grid(cfg, nets, seen, grid_z, z_dim):
   if cfg.method == "dgr":  # no class input: rejection-sampled samples of each seen class
     images = sampler(cfg, nets, seen, z_dim)(np.asarray(seen), cfg.seed)
   else:
-    images = np.stack([_sample(nets.generator, tf.constant(grid_z[c], tf.float32),
-                               tf.fill([grid_z.shape[1]], tf.constant(c, tf.int64)),
-                               cfg.moments)[0].numpy() for c in seen])
+    images = fixed_z_samples(nets, seen, grid_z, cfg.moments)[:, 0]
   grid = np.zeros([num_classes, *images.shape[1:]], np.float32)
   grid[list(seen)] = images
   return grid
@@ -385,15 +383,13 @@ def class_grid(cfg, nets, seen, grid_z, z_dim):
 FIRST_SAMPLES = "first_task_samples.npy"
 
 
-def first_task_samples(cfg, nets, classes, grid_z):
-  """The generator's samples on the fixed noise of the first task's `classes`: all G of
-  `grid_z[c]` per class, one batch per class as in the fixed-z grids, [len(classes) * G, H, W,
-  C] in class order; None for DGR (its generator takes no class: no fixed (z, c))."""
-  if cfg.method == "dgr":
-    return None
-  return np.concatenate([_sample(nets.generator, tf.constant(grid_z[c], tf.float32),
-                                 tf.fill([grid_z.shape[1]], tf.constant(c, tf.int64)),
-                                 cfg.moments).numpy() for c in classes])
+def fixed_z_samples(nets, classes, grid_z, moments):
+  """The generator's samples on the fixed noise of `classes`: all G of `grid_z[c]` per class,
+  one batch per class (so batch statistics see G samples), [len(classes), G, H, W, C]. The
+  fixed-z grids show the first of each; the instance memory uses all of the first task's."""
+  return np.stack([_sample(nets.generator, tf.constant(grid_z[c], tf.float32),
+                           tf.fill([grid_z.shape[1]], tf.constant(c, tf.int64)),
+                           moments).numpy() for c in classes])
 
 
 def _distances(a, b, features):
@@ -409,7 +405,7 @@ def instance_memory(now, first, per_class, features):
   """Whether a generator still draws the same instance for the same (z, c) (the talk's claim
   for MeRGAN-RA on LSUN: the same bedroom for the same noise after later tasks): the distances
   (`_distances`) between its samples `now` and the first task's `first` on the same fixed
-  (z, c) (`first_task_samples`, `per_class` samples of each class in order), and beside them
+  (z, c) (`fixed_z_samples` of the first task's classes, `per_class` samples of each class in order), and beside them
   the 'another instance' reference: the same distances between two draws of z of the same
   class after the first task (each of `first` paired with the next z of its class, cyclically).
   A generator that keeps the class but not the instance sits near the reference; one that keeps
@@ -538,7 +534,8 @@ def run(rt, cfg, gan_config, images, labels, tasks, run_dir, evaluator, grid_z, 
     evals.append(result)
     grid = class_grid(cfg, nets, seen, grid_z, z_dim)
     grids.append(grid)
-    samples = first_task_samples(cfg, nets, tasks[0], grid_z)
+    samples = None if cfg.method == "dgr" else np.concatenate(  # DGR: no class input, no (z, c)
+        fixed_z_samples(nets, tasks[0], grid_z, cfg.moments))
     if t == 0 and samples is not None:
       first = samples
       if rt.is_chief:

@@ -386,15 +386,15 @@ class Experiment:
   def instance_sections(self, records, specs, num_tasks):
     """Instance memory per method after each task (none for DGR, or for records made before
     it was measured)."""
-    def cell(rs, key, k, scale):
+    def cell(rs, key, k):
       values = [r[f"instance_{key}_per_task"][k] for r in rs]
-      return "-" if None in values else results.mean_std(values, scale, 3)
+      return "-" if None in values else results.mean_std(values, digits=3)
 
     rows = []
     for label, _, _ in specs:
       rs = [r for r in records if r["label"] == label and r.get("instance_mse_per_task")]
       if rs:
-        rows.append([label] + [" / ".join(cell(rs, key, k, 1.0) for key in
+        rows.append([label] + [" / ".join(cell(rs, key, k) for key in
                                           ("mse", "ssim", "feature")) for k in range(num_tasks)])
     refs = [r["instance_reference"] for r in records if r.get("instance_reference")]
     if not rows or not refs:
