@@ -122,11 +122,11 @@ def _tflite_reason(error):
   return " ".join(lines[0].split())[:300] or type(error).__name__
 
 
-def compare_tflite(tflite_path, name, signature, inputs):
-  """The TFLite model of signature `name` against the SavedModel's `signature` on the same
+def compare_tflite(interpreter, name, signature, inputs):
+  """Signature `name` of a TFLite `interpreter` against the SavedModel's `signature` on the same
   `inputs` ({input name: array}): {"examples": N, "max_abs_difference": {float output: max
   |TFLite - SavedModel|}, "share_different": {integer output: share of values that differ}}."""
-  lite = tf.lite.Interpreter(model_path=tflite_path).get_signature_runner(name)(**inputs)
+  lite = interpreter.get_signature_runner(name)(**inputs)
   saved = {k: v.numpy() for k, v in signature(*[tf.constant(inputs[spec.name]) for spec in
                                                  signature.input_signature]).items()}
   check = {"examples": int(len(next(iter(inputs.values())))), "max_abs_difference": {},
@@ -167,9 +167,9 @@ def _to_tflite(saved_dir, names):
   return tf.lite.TFLiteConverter.from_saved_model(saved_dir, signature_keys=list(names)).convert()
 
 
-def convert_tflite(saved_dir, signatures, out_dir=None, input_ranges=None):
+def convert_tflite(saved_dir, signatures, input_ranges=None):
   """Converts the signatures of the SavedModel in `saved_dir` into one TFLite model,
-  `<out_dir>/model.tflite`, holding each as a signature (TFLite builtin ops only; one
+  `<saved_dir>/model.tflite`, holding each as a signature (TFLite builtin ops only; one
   conversion of all is several times faster than one per signature). Where that fails, each
   signature is tried alone to name those that cannot convert and why (one log line per reason),
   and the others convert together. `signatures`: {name: the exported function}; each converted
@@ -177,7 +177,7 @@ def convert_tflite(saved_dir, signatures, out_dir=None, input_ranges=None):
   the differences its "check" (`compare_tflite`). Returns the model card's entry:
   {"file": "model.tflite" (None when nothing converts), "signatures": {name: {"check": ...} or
   {"error": why}}}."""
-  out_dir, names, errors = out_dir or saved_dir, list(signatures), {}
+  names, errors = list(signatures), {}
   try:
     model = _to_tflite(saved_dir, names)
   except Exception:  # noqa: BLE001 (ConverterError and what the converter raises): find which
@@ -198,12 +198,13 @@ def convert_tflite(saved_dir, signatures, out_dir=None, input_ranges=None):
     entries[name] = {"error": why}
     reasons[why].append(name)
   if model is not None:
-    path = os.path.join(out_dir, TFLITE_FILE)
+    path = os.path.join(saved_dir, TFLITE_FILE)
     with open(path, "wb") as f:
       f.write(model)
+    interpreter = tf.lite.Interpreter(model_path=path)
     for name in names:
       if name not in errors:
-        entries[name] = {"check": compare_tflite(path, name, signatures[name],
+        entries[name] = {"check": compare_tflite(interpreter, name, signatures[name],
                                                  example_inputs(signatures[name], input_ranges))}
   for why, which in reasons.items():
     n = len(names) - len(errors)
