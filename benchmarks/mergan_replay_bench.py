@@ -12,14 +12,14 @@ ratio to task 1 (no replay).
 import argparse
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+import alternating  # noqa: E402 (benchmarks/)
 
 from lamp_tf.continual import mergan  # noqa: E402
 from lamp_tf.gan import train  # noqa: E402
@@ -72,13 +72,7 @@ def main():
         configs[(method, replay_batch, task)] = runner(method, n_old, replay_batch)
   for run in configs.values():
     run(1)  # tracing
-  times = {k: [] for k in configs}
-  for _ in range(args.rounds):
-    for k, run in configs.items():
-      t0 = time.perf_counter()
-      run(args.iterations)
-      times[k].append((time.perf_counter() - t0) / args.iterations)
-  med = {k: float(np.median(v)) for k, v in times.items()}
+  med = alternating.median_seconds(configs, args.rounds, args.iterations)
   rows, out = [], {}
   for (method, replay_batch, task), sec in med.items():
     ratio = sec / med[(method, "split", 1)]

@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,6 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+import alternating  # noqa: E402 (benchmarks/)
 
 from lamp_tf.mixmatch import model as mm_model, train  # noqa: E402
 from lamp_tf.nets import segnet  # noqa: E402
@@ -98,13 +99,7 @@ def main():
   with argmax_pooling():
     runs["argmax"] = runner(widths, args.resolution, args.batch)
     runs["argmax"](2)
-  times = {k: [] for k in runs}
-  for _ in range(args.rounds):
-    for k, run in runs.items():
-      t0 = time.perf_counter()
-      run(args.steps)
-      times[k].append((time.perf_counter() - t0) / args.steps)
-  med = {k: float(np.median(v)) for k, v in times.items()}
+  med = alternating.median_seconds(runs, args.rounds, args.steps)
   ratio = med["positions"] / med["argmax"]
   print("| pooling | s / step (median of rounds) |\n|---|---|")
   for k, v in med.items():
